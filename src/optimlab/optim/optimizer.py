@@ -1,0 +1,163 @@
+"""The adapter that makes a chain of transforms a ``torch.optim.Optimizer``.
+
+It provides what PyTorch code relies on: ``param_groups`` with per-group hyperparameters,
+``zero_grad``, ``step(closure)``, ``state_dict``/``load_state_dict`` and ``lr`` that
+``torch.optim.lr_scheduler`` schedulers can drive. Each step it builds the group's chain from the
+group's current hyperparameters (cheap: a handful of small objects, cached while they are
+unchanged), splits the group's tensors by device and dtype, and runs the chain on each list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from optimlab._checks import check_number
+from optimlab.optim.base import Chain, Context, Transform
+from optimlab.optim.update import Update
+
+Builder = Callable[[Mapping[str, Any]], Transform]
+
+
+class ChainOptimizer(Optimizer):
+    """A ``torch.optim.Optimizer`` that runs a chain of transforms on each parameter group.
+
+    ``transform`` is either a fixed chain (the same pieces for every group; pieces such as
+    ``scale_by_lr()`` still read the group's ``lr``) or a *builder*: a function from a group's
+    hyperparameters to a chain, which gives every group its own values. ``check`` validates a
+    group's hyperparameters when the group is added.
+    """
+
+    def __init__(self, params: Iterable[Any], transform: Transform | Builder,
+                 defaults: Mapping[str, Any] | None = None, *, name: str = "custom",
+                 check: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+        if isinstance(transform, Transform):
+            fixed = transform if isinstance(transform, Chain) else Chain(transform)
+            self._builder: Builder = lambda group: fixed
+        elif callable(transform):
+            self._builder = transform
+        else:
+            raise TypeError(f"transform must be a chain of transforms or a function of a "
+                            f"parameter group returning one; got {transform!r}")
+        self._check = check
+        self._cache: dict[int, tuple[Any, Chain]] = {}
+        self.name = name
+        #: steps skipped because a gradient was NaN/Inf (with ``skip_nonfinite()`` in the chain)
+        self.skipped_steps = 0
+        defaults = dict(defaults or {})
+        defaults.setdefault("lr", 1e-3)
+        super().__init__(params, defaults)
+
+    # -- groups ------------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        check_number("lr", group["lr"], low=0.0)
+        if self._check is not None:
+            self._check(group)
+        self._chain_for(group)  # builds (and so validates) the chain now, not at the first step
+        for p in group["params"]:
+            if p.is_complex():
+                raise ValueError("complex parameters are not supported; use torch.view_as_real")
+
+    def _chain_for(self, group: Mapping[str, Any]) -> Chain:
+        key = tuple((k, v) for k, v in group.items() if k not in ("params", "lr"))
+        try:
+            hash(key)
+        except TypeError:
+            key = None
+        cached = self._cache.get(id(group))
+        if cached is not None and key is not None and cached[0] == key:
+            return cached[1]
+        built = self._builder(group)
+        chain = built if isinstance(built, Chain) else Chain(built)
+        self._cache[id(group)] = (key, chain)
+        return chain
+
+    # -- the step ---------------------------------------------------------------------------
+    def _grads_finite(self) -> bool:
+        grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+        if not grads:
+            return True
+        by_device: dict[torch.device, list[Tensor]] = {}
+        for g in grads:
+            by_device.setdefault(g.device, []).append(g)
+        return all(bool(torch.stack(torch._foreach_norm(gs)).isfinite().all())
+                   for gs in by_device.values())
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """Apply one update to every parameter that has a gradient; return ``closure()``."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        chains = [self._chain_for(group) for group in self.param_groups]
+        if any(c.skips_nonfinite for c in chains) and not self._grads_finite():
+            self.skipped_steps += 1
+            return loss
+        ids = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
+        for group, chain in zip(self.param_groups, chains, strict=True):
+            buckets: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise ValueError("sparse gradients are not supported; use a dense embedding")
+                buckets.setdefault((p.device, p.dtype), []).append(p)
+            for params in buckets.values():
+                self._step_bucket(group, chain, params, ids)
+        return loss
+
+    def _step_bucket(self, group: Mapping[str, Any], chain: Chain, params: list[Tensor],
+                     ids: dict[int, int]) -> None:
+        states = []
+        for p in params:
+            state = self.state[p]
+            if "step" not in state:
+                state.update(chain.init(p))
+                state["step"] = 0
+            states.append(state)
+        steps = [st["step"] + 1 for st in states]
+        ctx = Context(params=params, steps=steps, lr=float(group["lr"]), group=group,
+                      states=states, param_ids=[ids[id(p)] for p in params])
+        update = chain.update(Update([p.grad for p in params]), ctx)
+        update.apply(params)
+        for st, t in zip(states, steps, strict=True):
+            st["step"] = t
+
+    # -- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        out = super().state_dict()
+        out["skipped_steps"] = self.skipped_steps
+        return out
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        self.skipped_steps = int(state_dict.pop("skipped_steps", 0))
+        super().load_state_dict(state_dict)
+        self._cache.clear()
+
+    def __repr__(self) -> str:
+        lines = [f"{self.name} ("]
+        for i, group in enumerate(self.param_groups):
+            hp = ", ".join(f"{k}={v!r}" for k, v in sorted(group.items()) if k != "params")
+            lines.append(f"  group {i}: {len(group['params'])} tensors, {hp}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def from_chain(params: Iterable[Any], transform: Transform | Builder, *, lr: float = 1e-3,
+               **hyperparameters: Any) -> ChainOptimizer:
+    """An optimizer from your own chain (or from a function of a group returning a chain).
+
+    >>> from optimlab.optim import transforms as T
+    >>> opt = from_chain(model.parameters(),
+    ...                  T.chain(T.clip_by_global_norm(1.0), T.ewa(0.9), T.scale_by_lr()),
+    ...                  lr=0.1)
+    """
+    return ChainOptimizer(params, transform, {"lr": lr, **hyperparameters})

@@ -99,6 +99,11 @@ class Chain(Transform):
                 seen.add(key)
 
     @property
+    def needs_param_ids(self) -> bool:
+        """Whether a piece reads ``Context.param_ids`` (they are computed only then)."""
+        return any(getattr(p, "needs_param_ids", False) for p in self.pieces)
+
+    @property
     def skips_nonfinite(self) -> bool:
         """Whether the chain asks for steps with NaN/Inf gradients to be skipped."""
         return any(p.skips_nonfinite for p in self.pieces if hasattr(p, "skips_nonfinite"))

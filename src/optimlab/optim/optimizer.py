@@ -100,7 +100,10 @@ class ChainOptimizer(Optimizer):
         if any(c.skips_nonfinite for c in chains) and not self._grads_finite():
             self.skipped_steps += 1
             return loss
-        ids = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
+        ids: dict[int, int] = {}
+        if any(c.needs_param_ids for c in chains):
+            every = (p for g in self.param_groups for p in g["params"])
+            ids = {id(p): i for i, p in enumerate(every)}
         for group, chain in zip(self.param_groups, chains, strict=True):
             buckets: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
             for p in group["params"]:
@@ -124,7 +127,7 @@ class ChainOptimizer(Optimizer):
             states.append(state)
         steps = [st["step"] + 1 for st in states]
         ctx = Context(params=params, steps=steps, lr=float(group["lr"]), group=group,
-                      states=states, param_ids=[ids[id(p)] for p in params])
+                      states=states, param_ids=[ids.get(id(p), -1) for p in params])
         update = chain.update(Update([p.grad for p in params]), ctx)
         update.apply(params)
         for st, t in zip(states, steps, strict=True):

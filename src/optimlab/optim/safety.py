@@ -70,6 +70,8 @@ class AddNoise(Transform):
     one seed gives one sequence and a resumed run draws exactly what an uninterrupted one would.
     """
 
+    needs_param_ids = True
+
     def __init__(self, eta: float = 0.01, gamma: float = 0.55, seed: int = 0) -> None:
         check_number("eta", eta, low=0.0)
         check_number("gamma", gamma, low=0.0)

@@ -108,6 +108,8 @@ class ScaleByRms(Transform):
                 torch._foreach_addcmul_(base, avg, avg, -1.0)
             else:
                 base = list(torch._foreach_addcmul(s, avg, avg, -1.0))
+            # a variance is ≥ 0, but s − ḡ² can round to −10⁻¹⁸ (exactly 0 at t = 1 when corrected)
+            torch._foreach_clamp_min_(base, 0.0)
             return _divide_by_root(u, ctx, base, True, bc, self.eps, self.eps_inside)
         if self.amsgrad:
             smax = self.state(ctx, "max_sq_avg")

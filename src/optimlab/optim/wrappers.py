@@ -67,6 +67,8 @@ class Lookahead(Wrapper):
         check_number("alpha", alpha, low=0.0, high=1.0, low_open=True)
         super().__init__(inner)
         self.k, self.alpha, self.counter = k, alpha, 0
+        for p in self._params():  # φ₀ = θ₀: the slow weights start where training starts
+            self.state[p]["slow"] = p.detach().clone()
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
@@ -74,16 +76,10 @@ class Lookahead(Wrapper):
         self.counter += 1
         if self.counter % self.k:
             return loss
-        fast = [p for p in self._params() if p.grad is not None or "slow" in self.state[p]]
-        slow = []
-        for p in fast:
-            st = self.state[p]
-            if "slow" not in st:
-                st["slow"] = p.detach().clone()
-            slow.append(st["slow"])
-        if fast:
-            torch._foreach_lerp_(slow, fast, self.alpha)
-            torch._foreach_copy_(fast, slow)
+        fast = self._params()
+        slow = [self.state[p]["slow"] for p in fast]
+        torch._foreach_lerp_(slow, fast, self.alpha)
+        torch._foreach_copy_(fast, slow)
         return loss
 
     def _extra_state(self) -> dict[str, Any]:

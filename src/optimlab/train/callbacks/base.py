@@ -1,0 +1,93 @@
+"""Callbacks: small objects that react to training events.
+
+The Trainer owns the loop and calls each callback's hooks in order with one :class:`State`:
+
+    on_fit_start
+      → (on_epoch_start
+           → (on_step_start → forward, backward → on_before_update → step → on_step_end) × steps
+         → on_epoch_end) × epochs
+    → on_fit_end
+
+``on_before_update`` runs once per update with the gradients in place (after gradient
+accumulation and AMP unscaling, before clipping and ``optimizer.step()``).
+
+A callback reads the state (model, optimizer, step, epoch, ``logs``) and may ask the loop to
+stop (:meth:`State.request_stop`), scale the learning rate (``State.lr_factor``) or replace it
+(``State.lr_override``, read after ``on_step_start``); callbacks
+never reach into each other. A callback with state that must survive a resume implements
+``state_dict``/``load_state_dict`` (plain numbers, strings, lists, dicts and tensors only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from optimlab.train.history import History, Status
+
+if TYPE_CHECKING:
+    from optimlab.train.trainer import Trainer
+
+
+@dataclass
+class State:
+    """What callbacks see. ``logs`` holds the latest values: after a step ``loss``, ``lr`` and
+    ``grad_norm``; after an epoch the epoch's record (``val_loss``, ``train_accuracy``, …)."""
+
+    trainer: Trainer
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    history: History
+    epoch: int = 0
+    step: int = 0
+    max_epochs: int | None = None
+    max_steps: int | None = None
+    steps_per_epoch: int = 0
+    logs: dict[str, float] = field(default_factory=dict)
+    #: multiplies the learning rate the schedule gives (ReduceLROnPlateau lowers it)
+    lr_factor: float = 1.0
+    #: when set, every group's lr is this value (× the group's share), schedule or not (SWA)
+    lr_override: float | None = None
+    #: the data of this fit, for callbacks that evaluate or refresh statistics
+    train_data: Any = None
+    val_data: Any = None
+    #: seconds spent in fit so far (training and evaluation), resumed runs included
+    elapsed: float = 0.0
+    stop: bool = False
+
+    def request_stop(self, reason: str, status: Status = "early_stopped") -> None:
+        """End training after the current step or epoch, recording why."""
+        self.stop = True
+        self.history.status = status
+        self.history.reason = reason
+
+
+class Callback:
+    """Base class: override the hooks you need; each receives the :class:`State`."""
+
+    def on_fit_start(self, state: State) -> None: ...
+
+    def on_epoch_start(self, state: State) -> None: ...
+
+    def on_step_start(self, state: State) -> None: ...
+
+    def on_before_update(self, state: State) -> None: ...
+
+    def on_step_end(self, state: State) -> None: ...
+
+    def on_epoch_end(self, state: State) -> None: ...
+
+    def on_fit_end(self, state: State) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep of this callback to resume exactly."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({shown})"

@@ -1,0 +1,557 @@
+"""The Trainer: a compact, fast ``fit`` loop for any ``torch.nn.Module``.
+
+One update of mini-batch gradient descent, as the notes write it — forward, cost, backward,
+update — over batches sliced from tensors that already live on the device:
+
+    for epoch:                      (a new seeded permutation of the rows each epoch)
+        for (X{t}, Y{t}) in batches:
+            J = loss(model(X{t}), Y{t}) [+ penalty]
+            ∇J by backprop → [clip] → optimizer.step() with lr = schedule(step) · lr_factor
+
+Everything random is seeded, inside a forked RNG, so one seed gives one history (bit for bit on
+the CPU) and ``fit`` leaves the caller's random state as it found it. A NaN/Inf loss ends the run
+as ``diverged`` (or skips the step, if asked) instead of raising.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from optimlab._checks import check_choice, check_number
+from optimlab.data.batcher import Batcher
+from optimlab.data.dataset import Dataset
+from optimlab.models.losses import check_targets, get_loss
+from optimlab.models.penalties import l1_penalty, l2_penalty
+from optimlab.models.tasks import output_activation, task_defaults
+from optimlab.optim import create as create_optimizer
+from optimlab.optim.wrappers import Accumulate
+from optimlab.train import metrics as M
+from optimlab.train.callbacks.base import Callback, State
+from optimlab.train.history import History
+
+Data = Dataset | tuple[Any, Any] | Iterable[tuple[Tensor, Tensor]]
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+class Trainer:
+    """Train a model with any optimizer, schedule, metrics and callbacks.
+
+    >>> from optimlab import Trainer, data
+    >>> split = data.holdout(data.load("digits"))
+    >>> trainer = Trainer("mlp", optimizer="adam", lr=1e-3, metrics=["accuracy"])
+    >>> history = trainer.fit(split.train, split.val, epochs=20, batch_size=64)
+
+    Parameters
+    ----------
+    model:
+        A ``torch.nn.Module``, or a model spec (``"mlp"``, ``{"type": "mlp", "hidden": [128]}``)
+        built for the data at the first ``fit``.
+    loss:
+        A loss name (``"ce"``, ``"bce"``, ``"mse"``, ``"huber:0.5"``, …) or a callable
+        ``loss(outputs, targets)``; ``None`` takes the task's default (notes' table).
+    optimizer:
+        An optimizer name from ``optimlab.optim.available()`` (built with ``lr`` and
+        ``optimizer_kwargs``), a function ``params -> torch.optim.Optimizer``, or an optimizer
+        already built on the model's parameters.
+    schedule:
+        ``lr(t)`` — an optimlab schedule or any callable — evaluated at every update
+        (``schedule_unit="step"``) or every epoch (``"epoch"``); or a
+        ``torch.optim.lr_scheduler.LRScheduler`` stepped at that unit.
+    clip_grad_norm, clip_grad_value:
+        Gradient clipping before each update (``torch.nn.utils``).
+    accumulate:
+        Micro-batches per update: exact gradient accumulation (see ``optim.accumulate``).
+    penalty:
+        Coupled penalties added to the loss: ``{"l1": λ₁, "l2": λ₂}`` — λ₁·Σ|w| and the notes'
+        λ₂/(2m)·Σ‖W‖² with m the batch size; biases and norm parameters excluded.
+    precision:
+        ``"fp32"``; ``"bf16"`` (autocast, CPU or CUDA) or ``"fp16"`` (CUDA, with a grad scaler).
+    on_nonfinite:
+        ``"stop"`` ends the run as diverged at the first NaN/Inf loss; ``"skip"`` skips that
+        update and goes on (counted in ``history.skipped_steps``).
+    progress:
+        A rich progress bar; ``None`` shows it only when standard output is a terminal.
+    """
+
+    def __init__(self, model: torch.nn.Module | str | dict[str, Any], *,
+                 loss: str | LossFn | None = None, optimizer: Any = "adam",
+                 lr: float | None = None, optimizer_kwargs: dict[str, Any] | None = None,
+                 schedule: Any = None, schedule_unit: Literal["step", "epoch"] = "step",
+                 metrics: Sequence[str | M.Metric] | None = None,
+                 callbacks: Sequence[Callback] = (), device: str | torch.device = "cpu",
+                 seed: int = 0, task: str | None = None, clip_grad_norm: float | None = None,
+                 clip_grad_value: float | None = None, accumulate: int = 1,
+                 penalty: dict[str, float] | None = None,
+                 precision: Literal["fp32", "bf16", "fp16"] = "fp32",
+                 on_nonfinite: Literal["stop", "skip"] = "stop", track_grad_norm: bool = True,
+                 deterministic: bool = False, progress: bool | None = None) -> None:
+        check_choice("schedule_unit", schedule_unit, ("step", "epoch"))
+        check_choice("precision", precision, ("fp32", "bf16", "fp16"))
+        check_choice("on_nonfinite", on_nonfinite, ("stop", "skip"))
+        check_number("seed", seed, low=0, integer=True)
+        check_number("accumulate", accumulate, low=1, integer=True)
+        if lr is not None:
+            check_number("lr", lr, low=0.0)
+        for name, value in (("clip_grad_norm", clip_grad_norm),
+                            ("clip_grad_value", clip_grad_value)):
+            if value is not None:
+                check_number(name, value, low=0.0, low_open=True)
+        for key, value in (penalty or {}).items():
+            check_choice("penalty", key, ("l1", "l2"))
+            check_number(f"penalty.{key}", value, low=0.0)
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise ValueError(f"callbacks must be optimlab Callback objects; got {cb!r}")
+        self.device = torch.device(device)
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("precision='fp16' needs a CUDA device (it uses a grad scaler); "
+                             "use precision='bf16' on the CPU")
+        self.model_spec = model
+        self.model: torch.nn.Module | None = model if isinstance(model, torch.nn.Module) else None
+        self.loss_spec, self.optimizer_spec = loss, optimizer
+        self.lr, self.optimizer_kwargs = lr, dict(optimizer_kwargs or {})
+        self.schedule, self.schedule_unit = schedule, schedule_unit
+        self.metric_specs = list(metrics) if metrics is not None else None
+        self.callbacks = list(callbacks)
+        self.seed, self.task = seed, task
+        self.clip_grad_norm, self.clip_grad_value = clip_grad_norm, clip_grad_value
+        self.accumulate, self.penalty = accumulate, dict(penalty or {})
+        self.precision, self.on_nonfinite = precision, on_nonfinite
+        self.track_grad_norm, self.deterministic = track_grad_norm, deterministic
+        self.progress = progress
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.loss_fn: LossFn | None = None
+        self.metrics: list[M.Metric] = []
+        self.history: History | None = None
+        self.state: State | None = None
+        self._scaler: Any = None
+        self._base_lrs: list[float] = []
+
+    # ------------------------------------------------------------------ setup
+    def _setup(self, train: Dataset) -> None:
+        """Build model, loss, metrics and optimizer for this data (once), checking they fit."""
+        task = self.task or train.task
+        if self.task is not None and self.task != train.task:
+            raise ValueError(f"the Trainer was given task={self.task!r} but the training data "
+                             f"is {train.task!r}")
+        self.task = task
+        if self.model is None:
+            from optimlab.models import build_model
+
+            outputs = 1 if task in ("binary", "regression") else int(train.n_classes or 0)
+            if task == "regression" and train.y.ndim == 2:
+                outputs = int(train.y.shape[1])
+            self.model = build_model(self.model_spec, tuple(train.X.shape[1:])
+                                     if train.X.ndim > 2 else train.n_features, outputs,
+                                     task=task, seed=self.seed)
+        self.model.to(self.device)
+        if self.loss_fn is None:
+            spec = self.loss_spec if self.loss_spec is not None else task_defaults(task)["loss"]
+            self.loss_fn = get_loss(spec, task) if not callable(spec) else spec
+        if not self.metrics:
+            names = self.metric_specs if self.metric_specs is not None else M.default_metrics(task)
+            self.metrics = [M.get_metric(m, task) for m in names]
+            self.metrics = [m for m in self.metrics if m.scalar]
+        if self.optimizer is None:
+            self.optimizer = self._build_optimizer()
+        if self.accumulate > 1 and not isinstance(self.optimizer, Accumulate):
+            self.optimizer = Accumulate(self.optimizer, self.accumulate)
+        if self.precision == "fp16" and self._scaler is None:
+            self._scaler = torch.amp.GradScaler("cuda")
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        assert self.model is not None
+        spec = self.optimizer_spec
+        if isinstance(spec, torch.optim.Optimizer):
+            return spec
+        kwargs = dict(self.optimizer_kwargs)
+        if self.lr is not None:
+            kwargs["lr"] = self.lr
+        if isinstance(spec, str):
+            return create_optimizer(spec, self.model.parameters(), **kwargs)
+        if callable(spec):
+            return spec(self.model.parameters(), **kwargs)
+        raise ValueError(f"optimizer={spec!r}: give a name from optimlab.optim.available(), a "
+                         "function of the parameters, or a torch.optim.Optimizer")
+
+    def _check_fits(self, data: Dataset, label: str) -> None:
+        """Catch shape, label and loss mismatches before the first step, with a clear message."""
+        assert self.model is not None and self.loss_fn is not None
+        if data.task != self.task:
+            raise ValueError(f"{label} data is {data.task!r} but training is {self.task!r}")
+        if len(data) == 0:
+            raise ValueError(f"{label} data is empty")
+        probe = data.X[:2].to(self.device)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                out = self.model(probe)
+        except RuntimeError as err:
+            expects = next((m.in_features for m in self.model.modules()
+                            if isinstance(m, torch.nn.Linear)), None)
+            hint = (f"the model's first Linear layer expects {expects} features"
+                    if expects is not None else "the model rejects inputs of this shape")
+            raise ValueError(f"{label} data has features of shape {tuple(data.X.shape[1:])} but "
+                             f"{hint} ({err})") from None
+        finally:
+            self.model.train(was_training)
+        if self.task == "multiclass" and data.n_classes is not None and out.shape[-1] != \
+                data.n_classes:
+            raise ValueError(f"the model gives {out.shape[-1]} outputs but the {label} data has "
+                             f"{data.n_classes} classes; the output layer needs "
+                             f"{data.n_classes} units")
+        if isinstance(self.loss_fn, torch.nn.Module) or not hasattr(self.loss_fn, "name"):
+            return
+        check_targets(self.loss_fn.name, out, data.y[:2].to(self.device), task=self.task)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train: Data, val: Data | None = None, *, epochs: int | None = None,
+            max_steps: int | None = None, batch_size: int | None = 32, shuffle: bool = True,
+            drop_last: bool = False, resume: str | None = None) -> History:
+        """Train; return the :class:`History`. Give ``epochs``, ``max_steps`` or both.
+
+        ``batch_size=None`` is batch gradient descent (one update per epoch), ``1`` stochastic,
+        ``n`` mini-batch. ``resume`` is a checkpoint file written by ``ModelCheckpoint``: the run
+        continues exactly where that one stopped (model, optimizer, schedule position, RNG
+        states, epoch, history, callback state).
+        """
+        if epochs is None and max_steps is None:
+            raise ValueError("give epochs=… or max_steps=… (or both) to say how long to train")
+        if epochs is not None:
+            check_number("epochs", epochs, low=1, integer=True)
+        if max_steps is not None:
+            check_number("max_steps", max_steps, low=1, integer=True)
+        train_ds = as_dataset(train, "train")
+        val_ds = as_dataset(val, "val") if val is not None else None
+        self._setup(train_ds)
+        assert self.model is not None and self.optimizer is not None
+        self._check_fits(train_ds, "train")
+        if val_ds is not None:
+            self._check_fits(val_ds, "val")
+        batcher = Batcher(train_ds.X, train_ds.y, batch_size, shuffle=shuffle,
+                          drop_last=drop_last, seed=self.seed, device=self.device)
+        self.history = History()
+        updates_per_epoch = max(1, len(batcher) // self.accumulate)
+        if epochs is None:
+            epochs = math.ceil(max_steps / updates_per_epoch)  # type: ignore[operator]
+        self.state = State(trainer=self, model=self.model, optimizer=self.optimizer,
+                           history=self.history, max_epochs=epochs, max_steps=max_steps,
+                           steps_per_epoch=updates_per_epoch, train_data=train_ds,
+                           val_data=val_ds)
+        self._base_lrs = [float(g["lr"]) for g in self.optimizer.param_groups]
+        with _forked_rng(self.device), _deterministic(self.deterministic):
+            torch.manual_seed(self.seed)
+            start_epoch = 0
+            if resume is not None:
+                from optimlab.train.callbacks.checkpoint import load_checkpoint
+
+                start_epoch, self._base_lrs = load_checkpoint(self, resume)
+            for cb in self.callbacks:
+                cb.on_fit_start(self.state)
+            with _progress(self.progress, epochs - start_epoch) as bar:
+                for epoch in range(start_epoch, epochs):
+                    if self.state.stop:
+                        break
+                    self._run_epoch(epoch, batcher, train_ds, val_ds, bar)
+            if self.history.status == "running":
+                self.history.status = "completed"
+            for cb in self.callbacks:
+                cb.on_fit_end(self.state)
+        return self.history
+
+    def _set_lr(self, t: int) -> None:
+        """lr of each group = schedule(t) (scaled by the group's share of the first group's
+        base lr) × the callbacks' factor; without a schedule, base lr × factor."""
+        assert self.optimizer is not None and self.state is not None
+        if _is_torch_scheduler(self.schedule):
+            return  # the torch scheduler owns the learning rate
+        base = self._base_lrs
+        if self.state.lr_override is not None:
+            first = self.state.lr_override
+            values = [first * b / base[0] if base[0] else first for b in base]
+        elif self.schedule is None:
+            values = base
+        else:
+            first = float(self.schedule(t))
+            values = [first * b / base[0] if base[0] else first for b in base]
+        for g, v in zip(self.optimizer.param_groups, values, strict=True):
+            g["lr"] = v * self.state.lr_factor
+
+    def _run_epoch(self, epoch: int, batcher: Batcher, train: Dataset, val: Dataset | None,
+                   bar: Any) -> None:
+        assert self.model is not None and self.optimizer is not None
+        assert self.state is not None and self.history is not None and self.loss_fn is not None
+        state, history, model, opt = self.state, self.history, self.model, self.optimizer
+        state.epoch = epoch
+        started = time.perf_counter()
+        for cb in self.callbacks:
+            cb.on_epoch_start(state)
+        model.train()
+        if self.schedule_unit == "epoch":
+            self._set_lr(epoch)
+        losses: list[float] = []
+        norms: list[Tensor] = []
+        lrs: list[float] = []
+        outputs: list[Tensor] = []
+        targets: list[Tensor] = []
+        params = [p for g in opt.param_groups for p in g["params"]]
+        want_train_metrics = bool(self.metrics)
+        micro = 0
+        callbacks = self.callbacks
+        for xb, yb in batcher.epoch(epoch):
+            updating = (micro + 1) % self.accumulate == 0
+            if updating:
+                for cb in callbacks:
+                    cb.on_step_start(state)
+                if self.schedule_unit == "step" or state.lr_override is not None:
+                    self._set_lr(state.step)
+            with _autocast(self.device, self.precision):
+                out = model(xb)
+                loss = self.loss_fn(out, yb)
+                if self.penalty:
+                    loss = loss + self._penalty(len(xb))
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                opt.zero_grad(set_to_none=True)
+                if self.on_nonfinite == "stop":
+                    state.request_stop(f"the loss became {loss_value} at step {state.step + 1}",
+                                       status="diverged")
+                    history.stop_step = state.step + 1
+                    break
+                history.skipped_steps += 1
+                continue
+            if self._scaler is not None:
+                self._scaler.scale(loss).backward()
+            else:
+                loss.backward()
+            micro += 1
+            if not updating:
+                opt.step()  # the Accumulate wrapper only sums here
+                opt.zero_grad(set_to_none=True)
+                continue
+            grads = [p.grad for p in params if p.grad is not None]
+            if self._scaler is not None:
+                self._scaler.unscale_(opt)
+            if self.track_grad_norm and grads:
+                norms.append(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+            for cb in callbacks:
+                cb.on_before_update(state)
+            if self.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
+            if self.clip_grad_value is not None:
+                torch.nn.utils.clip_grad_value_(params, self.clip_grad_value)
+            if self._scaler is not None:
+                self._scaler.step(opt)
+                self._scaler.update()
+            else:
+                opt.step()
+            opt.zero_grad(set_to_none=True)
+            state.step += 1
+            losses.append(loss_value)
+            lrs.append(float(opt.param_groups[0]["lr"]))
+            if want_train_metrics:
+                outputs.append(out.detach())
+                targets.append(yb)
+            if callbacks:
+                state.logs = {"loss": loss_value, "lr": lrs[-1],
+                              "grad_norm": float(norms[-1]) if norms else math.nan}
+                for cb in callbacks:
+                    cb.on_step_end(state)
+            if self.schedule is not None and _is_torch_scheduler(self.schedule) and \
+                    self.schedule_unit == "step":
+                self.schedule.step()
+            if bar is not None:
+                bar.step(loss_value)
+            if (state.max_steps is not None and state.step >= state.max_steps) or state.stop:
+                if not state.stop:
+                    state.stop = True
+                    history.reason = f"reached max_steps={state.max_steps}"
+                break
+        self._record_steps(epoch, losses, norms, lrs)
+        if self.schedule is not None and _is_torch_scheduler(self.schedule) and \
+                self.schedule_unit == "epoch":
+            self.schedule.step()
+        record: dict[str, float] = {"epoch": float(epoch)}
+        if losses:
+            record["train_loss"] = math.fsum(losses) / len(losses)
+        if outputs and history.status != "diverged":
+            record.update({f"train_{k}": v for k, v in M.compute(
+                self.metrics, torch.cat(outputs), torch.cat(targets), self.task).items()})
+        if val is not None and history.status != "diverged":
+            record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+            model.train()
+        record["lr"] = float(opt.param_groups[0]["lr"])
+        elapsed = time.perf_counter() - started
+        record["time"] = elapsed
+        state.elapsed += elapsed
+        history.epochs.append(record)
+        state.logs = dict(record)
+        if history.status != "diverged":
+            for cb in self.callbacks:
+                cb.on_epoch_end(state)
+        if bar is not None:
+            bar.epoch_done(record)
+
+    def _record_steps(self, epoch: int, losses: list[float], norms: list[Tensor],
+                      lrs: list[float]) -> None:
+        assert self.history is not None and self.state is not None
+        n = len(losses)
+        if not n:
+            return
+        steps = self.history.steps
+        first = self.state.step - n + 1
+        steps["step"].extend(range(first, first + n))
+        steps["epoch"].extend([epoch] * n)
+        steps["loss"].extend(losses)
+        steps["lr"].extend(lrs)
+        steps["grad_norm"].extend(torch.stack(norms).float().tolist() if norms
+                                  else [math.nan] * n)
+
+    def _penalty(self, batch: int) -> Tensor:
+        assert self.model is not None
+        total = torch.zeros((), device=self.device)
+        if self.penalty.get("l1"):
+            total = total + l1_penalty(self.model, self.penalty["l1"])
+        if self.penalty.get("l2"):
+            total = total + l2_penalty(self.model, self.penalty["l2"], batch)
+        return total
+
+    # ------------------------------------------------------------------ evaluate / predict
+    @torch.no_grad()
+    def predict(self, X: Tensor | Dataset, *, batch_size: int = 4096,
+                proba: bool = False) -> Tensor:
+        """Model outputs for ``X`` in eval mode (logits; probabilities with ``proba=True``)."""
+        if self.model is None:
+            raise ValueError("the model is not built yet: call fit() first")
+        check_number("batch_size", batch_size, low=1, integer=True)
+        X = X.X if isinstance(X, Dataset) else torch.as_tensor(X)
+        self.model.eval()
+        chunks = []
+        for start in range(0, len(X), batch_size):
+            with _autocast(self.device, self.precision):
+                chunks.append(self.model(X[start:start + batch_size].to(self.device)).float())
+        out = torch.cat(chunks) if chunks else torch.empty(0)
+        if proba:
+            out = output_activation(self.task or "regression")(out)
+        return out
+
+    def evaluate(self, data: Data, *, batch_size: int = 4096) -> dict[str, float]:
+        """Loss and metrics on ``data`` in eval mode: ``{"loss": …, "accuracy": …}``."""
+        ds = as_dataset(data, "evaluate")
+        if self.model is None or self.loss_fn is None:
+            raise ValueError("the model is not built yet: call fit() first")
+        out = self.predict(ds, batch_size=batch_size)
+        y = ds.y.to(out.device)
+        with torch.no_grad():
+            loss = float(self.loss_fn(out, y))
+        result = {"loss": loss}
+        if math.isfinite(loss):
+            result.update(M.compute(self.metrics, out, y, self.task))
+        return result
+
+
+def as_dataset(data: Data, label: str) -> Dataset:
+    """Accept a Dataset, a pair ``(X, y)`` of tensors/arrays, or an iterable of batches."""
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, tuple) and len(data) == 2:
+        return Dataset.from_arrays(data[0], data[1], name=label)
+    if isinstance(data, Iterable):
+        xs, ys = [], []
+        for batch in data:
+            if not (isinstance(batch, list | tuple) and len(batch) == 2):
+                raise ValueError(f"{label}: batches must be (x, y) pairs; got {type(batch)}")
+            xs.append(torch.as_tensor(batch[0]))
+            ys.append(torch.as_tensor(batch[1]))
+        if not xs:
+            raise ValueError(f"{label}: the iterable gave no batches")
+        return Dataset.from_arrays(torch.cat(xs), torch.cat(ys), name=label)
+    raise ValueError(f"{label}: expected an optimlab Dataset, an (X, y) pair or an iterable of "
+                     f"(x, y) batches; got {type(data).__name__}")
+
+
+def _is_torch_scheduler(obj: Any) -> bool:
+    return isinstance(obj, torch.optim.lr_scheduler.LRScheduler)
+
+
+@contextlib.contextmanager
+def _forked_rng(device: torch.device) -> Iterator[None]:
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+        yield
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class _Bar:
+    """A rich progress bar over epochs, refreshed a few times per second, not every step."""
+
+    def __init__(self, epochs: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
+                                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
+                                  transient=False)
+        self._task = self._progress.add_task("fit", total=epochs, info="")
+        self._last = 0.0
+
+    def __enter__(self) -> _Bar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def step(self, loss: float) -> None:
+        now = time.perf_counter()
+        if now - self._last > 0.2:
+            self._last = now
+            self._progress.update(self._task, info=f"loss {loss:.4g}")
+
+    def epoch_done(self, record: dict[str, float]) -> None:
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items()
+                          if k not in ("epoch", "time", "lr"))
+        self._progress.update(self._task, advance=1, info=shown)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool | None, epochs: int) -> Iterator[_Bar | None]:
+    show = sys.stdout.isatty() if enabled is None else enabled
+    if not show:
+        yield None
+        return
+    with _Bar(epochs) as bar:
+        yield bar

@@ -97,16 +97,11 @@ class Chain(Transform):
                     key, k = f"{local}_{k}", k + 1
                 piece.keys[local] = key
                 seen.add(key)
+        #: whether a piece reads ``Context.param_ids`` (they are computed only then)
+        self.needs_param_ids = any(getattr(p, "needs_param_ids", False) for p in flat)
+        #: whether the chain asks for steps with NaN/Inf gradients to be skipped
+        self.skips_nonfinite = any(getattr(p, "skips_nonfinite", False) for p in flat)
 
-    @property
-    def needs_param_ids(self) -> bool:
-        """Whether a piece reads ``Context.param_ids`` (they are computed only then)."""
-        return any(getattr(p, "needs_param_ids", False) for p in self.pieces)
-
-    @property
-    def skips_nonfinite(self) -> bool:
-        """Whether the chain asks for steps with NaN/Inf gradients to be skipped."""
-        return any(p.skips_nonfinite for p in self.pieces if hasattr(p, "skips_nonfinite"))
 
     def init(self, p: Tensor) -> dict[str, Any]:
         out: dict[str, Any] = {}

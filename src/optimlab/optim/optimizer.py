@@ -65,17 +65,21 @@ class ChainOptimizer(Optimizer):
                 raise ValueError("complex parameters are not supported; use torch.view_as_real")
 
     def _chain_for(self, group: Mapping[str, Any]) -> Chain:
-        key = tuple((k, v) for k, v in group.items() if k not in ("params", "lr"))
-        try:
-            hash(key)
-        except TypeError:
-            key = None
+        """The group's chain, rebuilt only when a hyperparameter other than lr has changed
+        (a scheduler cycling momentum or betas, say)."""
         cached = self._cache.get(id(group))
-        if cached is not None and key is not None and cached[0] == key:
-            return cached[1]
+        if cached is not None:
+            keys, values, chain = cached
+            try:
+                if len(keys) == len(group) - 2 and all(
+                        group[k] == v for k, v in zip(keys, values, strict=True)):
+                    return chain
+            except (KeyError, RuntimeError):  # a key removed, or a tensor-valued entry
+                pass
         built = self._builder(group)
         chain = built if isinstance(built, Chain) else Chain(built)
-        self._cache[id(group)] = (key, chain)
+        keys = [k for k in group if k not in ("params", "lr")]
+        self._cache[id(group)] = (keys, [group[k] for k in keys], chain)
         return chain
 
     # -- the step ---------------------------------------------------------------------------
@@ -105,14 +109,18 @@ class ChainOptimizer(Optimizer):
             every = (p for g in self.param_groups for p in g["params"])
             ids = {id(p): i for i, p in enumerate(every)}
         for group, chain in zip(self.param_groups, chains, strict=True):
-            buckets: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise ValueError("sparse gradients are not supported; use a dense embedding")
-                buckets.setdefault((p.device, p.dtype), []).append(p)
-            for params in buckets.values():
+            with_grad = [p for p in group["params"] if p.grad is not None]
+            if not with_grad:
+                continue
+            first = with_grad[0]
+            if all(p.device == first.device and p.dtype == first.dtype for p in with_grad):
+                buckets = [with_grad]  # the usual case: one device, one dtype
+            else:
+                by_kind: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
+                for p in with_grad:
+                    by_kind.setdefault((p.device, p.dtype), []).append(p)
+                buckets = list(by_kind.values())
+            for params in buckets:
                 self._step_bucket(group, chain, params, ids)
         return loss
 
@@ -126,9 +134,13 @@ class ChainOptimizer(Optimizer):
                 state["step"] = 0
             states.append(state)
         steps = [st["step"] + 1 for st in states]
+        grads = [p.grad for p in params]
+        if any(g.is_sparse for g in grads):  # type: ignore[union-attr]
+            raise ValueError("sparse gradients are not supported; use a dense embedding")
         ctx = Context(params=params, steps=steps, lr=float(group["lr"]), group=group,
-                      states=states, param_ids=[ids.get(id(p), -1) for p in params])
-        update = chain.update(Update([p.grad for p in params]), ctx)
+                      states=states,
+                      param_ids=[ids.get(id(p), -1) for p in params] if ids else [])
+        update = chain.update(Update(grads), ctx)  # type: ignore[arg-type]
         update.apply(params)
         for st, t in zip(states, steps, strict=True):
             st["step"] = t

@@ -58,29 +58,41 @@ class Update:
         self.num: list[Tensor] = list(num)
         self.den: list[Tensor] | None = None
         self.scale: list[float] = [1.0] * n
-        self.coef: list[float] = [0.0] * n
+        #: None until a parameter term is added (the common case costs nothing)
+        self.coef: list[float] | None = None
         self.owned: list[bool] = [owned] * n
         self.grad: list[Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.num)
 
+    @property
+    def has_param_term(self) -> bool:
+        """Whether a ``coef · p`` term is pending."""
+        return self.coef is not None and any(self.coef)
+
     # -- cheap changes: no pass over memory -------------------------------------------------
     def mul(self, factor: float | Sequence[float]) -> Update:
         """``u ← factor · u`` (per tensor when ``factor`` is a sequence); folds into the scalars."""
-        fs = [factor] * len(self) if isinstance(factor, int | float) else list(factor)
-        self.scale = [s * f for s, f in zip(self.scale, fs, strict=True)]
-        self.coef = [c * f for c, f in zip(self.coef, fs, strict=True)]
+        if isinstance(factor, int | float):
+            self.scale = [s * factor for s in self.scale]
+            if self.coef is not None:
+                self.coef = [c * factor for c in self.coef]
+            return self
+        self.scale = [s * f for s, f in zip(self.scale, factor, strict=True)]
+        if self.coef is not None:
+            self.coef = [c * f for c, f in zip(self.coef, factor, strict=True)]
         return self
 
     def add_param_term(self, coefs: Sequence[float]) -> Update:
         """``u ← u + coef · p``: decayed weights, folded into the final parameter write."""
-        self.coef = [c + a for c, a in zip(self.coef, coefs, strict=True)]
+        base = self.coef if self.coef is not None else [0.0] * len(self)
+        self.coef = [c + a for c, a in zip(base, coefs, strict=True)]
         return self
 
     def divide(self, den: list[Tensor], params: list[Tensor]) -> Update:
         """``u ← u / den``; deferred to the final write unless a division is already pending."""
-        if self.den is not None or any(self.coef):
+        if self.den is not None or self.has_param_term:
             self.value(params)
         self.den = den
         return self
@@ -93,7 +105,7 @@ class Update:
         step that changes them allocates new ones, as torch's foreach optimizers do.
         """
         has_scale = any(s != 1.0 for s in self.scale)
-        has_coef = any(self.coef)
+        has_coef = self.has_param_term
         if self.den is None and not has_scale and not has_coef:
             return self.num
         num, owned, n = self.num, self.owned, len(self.num)
@@ -108,7 +120,7 @@ class Update:
                 torch._foreach_mul_(num, self.scale)
             else:
                 num, owned = list(torch._foreach_mul(num, self.scale)), [True] * n
-        for c, idx in runs(self.coef):
+        for c, idx in runs(self.coef) if self.coef is not None else ():
             if not c:
                 continue
             positions = range(n) if idx is None else idx
@@ -119,7 +131,7 @@ class Update:
                 for i, t in zip(positions, fresh, strict=True):
                     num[i], owned[i] = t, True
         self.num, self.owned = num, owned
-        self.scale, self.coef = [1.0] * n, [0.0] * n
+        self.scale, self.coef = [1.0] * n, None
         return self.num
 
     def owned_value(self, params: list[Tensor]) -> list[Tensor]:
@@ -141,14 +153,14 @@ class Update:
         """Make ``u = num`` (for example the new momentum buffer), keeping ``grad``."""
         n = len(num)
         self.num, self.den = list(num), None
-        self.scale, self.coef, self.owned = [1.0] * n, [0.0] * n, [owned] * n
+        self.scale, self.coef, self.owned = [1.0] * n, None, [owned] * n
         return self
 
     # -- accumulating into optimizer state -----------------------------------------------------
     def accumulate_into(self, buf: list[Tensor], decay: float, weight: Sequence[float],
                         params: list[Tensor]) -> None:
         """``buf ← decay · buf + weight · u`` in at most two passes (one ``lerp_`` for an EWA)."""
-        if any(self.coef):
+        if self.has_param_term:
             self.value(params)
         ws = [w * s for w, s in zip(weight, self.scale, strict=True)]
         if self.den is not None:
@@ -168,7 +180,7 @@ class Update:
     # -- the final write ---------------------------------------------------------------------------
     def apply(self, params: list[Tensor]) -> None:
         """``p ← p + u``: one pass for the parameter term (if any), one for the rest."""
-        for c, idx in runs(self.coef):
+        for c, idx in runs(self.coef) if self.coef is not None else ():
             if c:
                 torch._foreach_mul_(pick(params, idx), 1.0 + c)
         if self.den is not None:

@@ -8,12 +8,16 @@ The Trainer owns the loop and calls each callback's hooks in order with one :cla
          → on_epoch_end) × epochs
     → on_fit_end
 
+Callbacks run in list order, so one that adds values to the epoch logs (EMA's ``ema_val_*``)
+goes before those that read them (EarlyStopping, ModelCheckpoint).
+
 ``on_before_update`` runs once per update with the gradients in place (after gradient
 accumulation and AMP unscaling, before clipping and ``optimizer.step()``).
 
 A callback reads the state (model, optimizer, step, epoch, ``logs``) and may ask the loop to
 stop (:meth:`State.request_stop`), scale the learning rate (``State.lr_factor``) or replace it
-(``State.lr_override``, read after ``on_step_start``); callbacks
+(``State.lr_override``, read after ``on_step_start``; a torch ``LRScheduler`` given to the
+Trainer owns the learning rate, and then neither applies); callbacks
 never reach into each other. A callback with state that must survive a resume implements
 ``state_dict``/``load_state_dict`` (plain numbers, strings, lists, dicts and tensors only).
 """
@@ -50,6 +54,8 @@ class State:
     lr_factor: float = 1.0
     #: when set, every group's lr is this value (× the group's share), schedule or not (SWA)
     lr_override: float | None = None
+    #: each group's learning rate before any schedule or factor (from the optimizer's config)
+    base_lrs: list[float] = field(default_factory=list)
     #: the data of this fit, for callbacks that evaluate or refresh statistics
     train_data: Any = None
     val_data: Any = None

@@ -30,7 +30,7 @@ VERSION = 1
 
 def monitor_mode(monitor: str) -> str:
     """"min" or "max" for a logged key such as ``val_loss`` or ``val_accuracy``."""
-    name = monitor.removeprefix("val_").removeprefix("train_")
+    name = monitor.removeprefix("ema_").removeprefix("val_").removeprefix("train_")
     if name == "loss":
         return "min"
     from optimlab.train.metrics import get_metric

@@ -1,0 +1,1 @@
+"""Plots: optimizer paths on test surfaces, loss landscapes, the worked examples, the report."""

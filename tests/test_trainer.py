@@ -77,6 +77,9 @@ def test_four_micro_batches_of_32_equal_one_batch_of_128(optimizer, kwargs, digi
     history = small.fit(train, epochs=2, batch_size=32)
     assert history.n_steps == big.history.n_steps == 16
     torch.testing.assert_close(weights(small.model), weights(big.model), rtol=1e-6, atol=1e-6)
+    # what clipping and callbacks see is the mean gradient of the four, i.e. the big batch's
+    assert history.steps["grad_norm"] == pytest.approx(big.history.steps["grad_norm"], rel=1e-5)
+    assert history.steps["loss"] == pytest.approx(big.history.steps["loss"], rel=1e-5)
 
 
 # -- resume ------------------------------------------------------------------------------------

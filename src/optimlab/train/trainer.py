@@ -32,7 +32,6 @@ from optimlab.models.losses import check_targets, get_loss
 from optimlab.models.penalties import l1_penalty, l2_penalty
 from optimlab.models.tasks import output_activation, task_defaults
 from optimlab.optim import create as create_optimizer
-from optimlab.optim.wrappers import Accumulate
 from optimlab.train import metrics as M
 from optimlab.train.callbacks.base import Callback, State
 from optimlab.train.history import History
@@ -68,7 +67,11 @@ class Trainer:
     clip_grad_norm, clip_grad_value:
         Gradient clipping before each update (``torch.nn.utils``).
     accumulate:
-        Micro-batches per update: exact gradient accumulation (see ``optim.accumulate``).
+        Micro-batches per update: exact gradient accumulation. Each micro-batch loss is scaled
+        by 1/k and its gradient summed into ``p.grad``, so clipping, callbacks and the recorded
+        gradient norm see the mean gradient of the k micro-batches, and the optimizer steps
+        once (weight decay and Adam's step count advance once). Micro-batches left over at the
+        end of an epoch (fewer than k) are dropped.
     penalty:
         Coupled penalties added to the loss: ``{"l1": λ₁, "l2": λ₂}`` — λ₁·Σ|w| and the notes'
         λ₂/(2m)·Σ‖W‖² with m the batch size; biases and norm parameters excluded.
@@ -162,8 +165,6 @@ class Trainer:
             self.metrics = [m for m in self.metrics if m.scalar]
         if self.optimizer is None:
             self.optimizer = self._build_optimizer()
-        if self.accumulate > 1 and not isinstance(self.optimizer, Accumulate):
-            self.optimizer = Accumulate(self.optimizer, self.accumulate)
         if self.precision == "fp16" and self._scaler is None:
             self._scaler = torch.amp.GradScaler("cuda")
 
@@ -259,6 +260,9 @@ class Trainer:
 
                 start_epoch, self._base_lrs = load_checkpoint(self, resume)
                 self.state.base_lrs = self._base_lrs
+                self.state.resumed = True
+                if self.history.status != "running":  # it had ended (early stop): stay ended
+                    self.state.stop = True
             for cb in self.callbacks:
                 cb.on_fit_start(self.state)
             with _progress(self.progress, epochs - start_epoch) as bar:
@@ -315,11 +319,11 @@ class Trainer:
                 p.grad = None
 
         want_train_metrics = bool(self.metrics)
-        micro = 0
+        k = self.accumulate
+        micro, micro_loss = 0, 0.0  # micro-batches summed into p.grad since the last update
         callbacks = self.callbacks
         for xb, yb in batcher.epoch(epoch):
-            updating = (micro + 1) % self.accumulate == 0
-            if updating:
+            if micro == 0:
                 for cb in callbacks:
                     cb.on_step_start(state)
                 if self.schedule_unit == "step" or state.lr_override is not None:
@@ -331,7 +335,8 @@ class Trainer:
                     loss = loss + self._penalty(len(xb))
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                zero_grad()
+                zero_grad()  # also drops a partial accumulation
+                micro, micro_loss = 0, 0.0
                 if self.on_nonfinite == "stop":
                     state.request_stop(f"the loss became {loss_value} at step {state.step + 1}",
                                        status="diverged")
@@ -339,15 +344,19 @@ class Trainer:
                     break
                 history.skipped_steps += 1
                 continue
+            scaled = loss / k if k > 1 else loss
             if self._scaler is not None:
-                self._scaler.scale(loss).backward()
+                self._scaler.scale(scaled).backward()
             else:
-                loss.backward()
-            micro += 1
-            if not updating:
-                step()  # the Accumulate wrapper only sums here
-                zero_grad()
+                scaled.backward()
+            micro, micro_loss = micro + 1, micro_loss + loss_value
+            if want_train_metrics:
+                outputs.append(out.detach())
+                targets.append(yb)
+            if micro < k:
                 continue
+            update_loss = micro_loss / k
+            micro, micro_loss = 0, 0.0
             grads = [p.grad for p in params if p.grad is not None]
             if self._scaler is not None:
                 self._scaler.unscale_(opt)
@@ -366,13 +375,10 @@ class Trainer:
                 step()
             zero_grad()
             state.step += 1
-            losses.append(loss_value)
+            losses.append(update_loss)
             lrs.append(float(opt.param_groups[0]["lr"]))
-            if want_train_metrics:
-                outputs.append(out.detach())
-                targets.append(yb)
             if callbacks:
-                state.logs = {"loss": loss_value, "lr": lrs[-1],
+                state.logs = {"loss": update_loss, "lr": lrs[-1],
                               "grad_norm": float(norms[-1]) if norms else math.nan}
                 for cb in callbacks:
                     cb.on_step_end(state)
@@ -380,12 +386,14 @@ class Trainer:
                     self.schedule_unit == "step":
                 self.schedule.step()
             if bar is not None:
-                bar.step(loss_value)
+                bar.step(update_loss)
             if (state.max_steps is not None and state.step >= state.max_steps) or state.stop:
                 if not state.stop:
                     state.stop = True
                     history.reason = f"reached max_steps={state.max_steps}"
                 break
+        if micro:
+            zero_grad()  # fewer than k micro-batches left: dropped, not applied at a wrong scale
         self._record_steps(epoch, losses, norms, lrs)
         if self.schedule is not None and _is_torch_scheduler(self.schedule) and \
                 self.schedule_unit == "epoch":
@@ -408,6 +416,8 @@ class Trainer:
         if history.status != "diverged":
             for cb in self.callbacks:
                 cb.on_epoch_end(state)
+            for cb in self.callbacks:
+                cb.on_epoch_close(state)
         if bar is not None:
             bar.epoch_done(record)
 

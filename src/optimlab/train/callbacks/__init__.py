@@ -4,7 +4,12 @@ from optimlab.train.callbacks.averaging import EMA, SWA, recompute_bn
 from optimlab.train.callbacks.base import Callback, State
 from optimlab.train.callbacks.checkpoint import ModelCheckpoint, read_checkpoint
 from optimlab.train.callbacks.early_stopping import EarlyStopping
+from optimlab.train.callbacks.logging import CSVLogger, JSONLogger, TensorBoardLogger
+from optimlab.train.callbacks.monitor import GradientMonitor, GradientWarning, TimeToTarget
+from optimlab.train.callbacks.plateau import ReduceLROnPlateau
 from optimlab.train.callbacks.snapshot import SnapshotEnsemble
 
-__all__ = ["EMA", "SWA", "Callback", "EarlyStopping", "ModelCheckpoint", "SnapshotEnsemble",
-           "State", "read_checkpoint", "recompute_bn"]
+__all__ = ["EMA", "SWA", "CSVLogger", "Callback", "EarlyStopping", "GradientMonitor",
+           "GradientWarning", "JSONLogger", "ModelCheckpoint", "ReduceLROnPlateau",
+           "SnapshotEnsemble", "State", "TensorBoardLogger", "TimeToTarget", "read_checkpoint",
+           "recompute_bn"]

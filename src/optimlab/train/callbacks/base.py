@@ -5,8 +5,11 @@ The Trainer owns the loop and calls each callback's hooks in order with one :cla
     on_fit_start
       → (on_epoch_start
            → (on_step_start → forward, backward → on_before_update → step → on_step_end) × steps
-         → on_epoch_end) × epochs
+         → on_epoch_end → on_epoch_close) × epochs
     → on_fit_end
+
+``on_epoch_close`` runs after every callback's ``on_epoch_end``: writers that must capture the
+epoch's final state (ModelCheckpoint) save there, whatever their place in the list.
 
 Callbacks run in list order, so one that adds values to the epoch logs (EMA's ``ema_val_*``)
 goes before those that read them (EarlyStopping, ModelCheckpoint).
@@ -62,6 +65,8 @@ class State:
     #: seconds spent in fit so far (training and evaluation), resumed runs included
     elapsed: float = 0.0
     stop: bool = False
+    #: True when this fit continues from a checkpoint (callbacks restore rather than reset)
+    resumed: bool = False
 
     def request_stop(self, reason: str, status: Status = "early_stopped") -> None:
         """End training after the current step or epoch, recording why."""
@@ -84,6 +89,8 @@ class Callback:
     def on_step_end(self, state: State) -> None: ...
 
     def on_epoch_end(self, state: State) -> None: ...
+
+    def on_epoch_close(self, state: State) -> None: ...
 
     def on_fit_end(self, state: State) -> None: ...
 

@@ -141,6 +141,7 @@ class ModelCheckpoint(Callback):
         self.save_best, self.save_last, self.every = save_best, save_last, every
         self.best: float | None = None
         self.best_epoch: int | None = None
+        self._best_now = False
 
     @property
     def last_path(self) -> Path:
@@ -159,8 +160,7 @@ class ModelCheckpoint(Callback):
         return value < self.best if mode == "min" else value > self.best
 
     def on_epoch_end(self, state: State) -> None:
-        trainer = state.trainer
-        best_now = False
+        self._best_now = False
         if self.save_best:
             if self.monitor not in state.logs:
                 raise ValueError(f"ModelCheckpoint monitors {self.monitor!r} but the epoch logs "
@@ -168,13 +168,17 @@ class ModelCheckpoint(Callback):
                                  "monitor a train_ key")
             value = float(state.logs[self.monitor])
             if self._improved(value):
-                self.best, self.best_epoch, best_now = value, state.epoch, True
-        if not ((self.save_last and (state.epoch + 1) % self.every == 0) or best_now):
+                self.best, self.best_epoch, self._best_now = value, state.epoch, True
+
+    def on_epoch_close(self, state: State) -> None:
+        """Save after every callback's ``on_epoch_end``, so the file holds their final state."""
+        last = self.save_last and (state.epoch + 1) % self.every == 0
+        if not (last or self._best_now):
             return
-        payload = checkpoint_state(trainer)  # after updating best: the saved state includes it
-        if self.save_last and (state.epoch + 1) % self.every == 0:
+        payload = checkpoint_state(state.trainer)
+        if last:
             atomic_save(payload, self.last_path)
-        if best_now:
+        if self._best_now:
             atomic_save(payload, self.best_path)
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,227 @@
+"""The store and the runner: resumable studies, kill -9, two runners on one file, bad files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from optimlab.lab.runner import expand, run_study
+from optimlab.lab.spec import SpecError, load_spec, parse_spec
+from optimlab.lab.store import Store, StoreError, downsample
+
+SPEC = """
+name = "small"
+seeds = 2
+baseline = "sgd"
+
+[data]
+dataset = "iris"
+val = 0.2
+test = 0.2
+
+[train]
+model = {{ type = "mlp", hidden = [16] }}
+epochs = {epochs}
+batch_size = 16
+lr = 0.05
+
+[axes]
+optimizer = ["sgd", "adam", "momentum"]
+"""
+
+
+def write_spec(tmp_path: Path, epochs: int = 3, name: str = "spec.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(SPEC.format(epochs=epochs))
+    return path
+
+
+def finals(db: Path) -> dict[tuple[str, int], dict]:
+    with Store(db) as store:
+        study_id, _, _ = store.study()
+        return {(r.label, r.seed): (r.status, r.final) for r in store.trials(study_id)}
+
+
+def test_a_study_runs_every_trial_once_and_a_rerun_skips_them(tmp_path) -> None:
+    spec = load_spec(write_spec(tmp_path))
+    db = tmp_path / "s.db"
+    out = run_study(spec, db)
+    assert out.ran == 6 and out.counts == {"completed": 6}
+    again = run_study(spec, db)
+    assert again.ran == 0 and again.counts == {"completed": 6}
+    with Store(db) as store:
+        study_id, _, _ = store.study("small")
+        rows = store.trials(study_id)
+        assert [(r.label, r.seed) for r in rows] == [
+            (label, seed) for label in ("sgd", "adam", "momentum") for seed in (0, 1)]
+        first = rows[0]
+        assert len(store.epochs(first.id)) == 3
+        assert store.steps(first.id)["step"][-1] == first.steps
+        assert first.env["torch"] and "val_accuracy" in first.final
+        assert "test_accuracy" in first.final
+    assert not any((tmp_path / "s.db.ckpt").glob("*/last.pt"))  # finished: checkpoints removed
+
+
+def test_a_larger_spec_adds_only_the_new_trials(tmp_path) -> None:
+    spec = load_spec(write_spec(tmp_path))
+    db = tmp_path / "s.db"
+    run_study(spec, db)
+    more = spec.model_copy(update={"seeds": 3})
+    out = run_study(more, db)
+    assert out.ran == 3 and out.counts == {"completed": 9}
+
+
+KILLER = textwrap.dedent("""
+    import sys
+    from optimlab.lab.spec import load_spec
+    from optimlab.lab.runner import run_study
+    run_study(load_spec(sys.argv[1]), sys.argv[2])
+""")
+
+
+def _completed(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(db, timeout=5)
+        n = conn.execute("SELECT COUNT(*) FROM trials WHERE status = 'completed'").fetchone()[0]
+        conn.close()
+        return n
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_9_mid_study_then_rerun_finishes_each_trial_once_with_same_results(tmp_path):
+    spec_path = write_spec(tmp_path, epochs=12)
+    reference = tmp_path / "ref.db"
+    run_study(load_spec(spec_path), reference)
+
+    db = tmp_path / "killed.db"
+    proc = subprocess.Popen([sys.executable, "-c", KILLER, str(spec_path), str(db)])
+    deadline = time.time() + 120
+    while _completed(db) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the middle of the next trial
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 2 <= _completed(db) < 6, "the kill should land mid-study"
+    with Store(db) as store:  # the file is consistent and the interrupted trial is 'running'
+        statuses = [r.status for r in store.trials(store.study()[0])]
+    assert "running" in statuses or "pending" in statuses
+
+    out = run_study(load_spec(spec_path), db)
+    assert out.counts == {"completed": 6}
+    with Store(db) as store:
+        rows = store.trials(store.study()[0])
+        assert all(r.attempts <= 2 for r in rows)
+        assert sum(r.attempts for r in rows) <= 7  # at most the interrupted trial ran twice
+    assert finals(db) == finals(reference)
+
+
+def test_a_trial_left_running_by_a_dead_process_is_reclaimed(tmp_path) -> None:
+    spec = load_spec(write_spec(tmp_path, epochs=1))
+    db = tmp_path / "s.db"
+    with Store(db) as store:
+        from optimlab.lab.runner import register_study
+
+        register_study(store, spec)
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+        store.conn.execute("UPDATE trials SET status = 'running', host = ?, pid = ?, "
+                           "heartbeat = ? WHERE position = 0",
+                           (os.uname().nodename, int(dead.stdout), time.time()))
+    out = run_study(spec, db)
+    assert out.counts == {"completed": 6}
+
+
+def test_two_runners_on_one_file_lose_nothing_and_repeat_nothing(tmp_path) -> None:
+    spec_path = write_spec(tmp_path, epochs=2)
+    db = tmp_path / "shared.db"
+    procs = [subprocess.Popen([sys.executable, "-c", KILLER, str(spec_path), str(db)])
+             for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0
+    with Store(db) as store:
+        rows = store.trials(store.study()[0])
+        assert len(rows) == 6 and all(r.status == "completed" for r in rows)
+        assert all(r.attempts == 1 for r in rows)  # no trial ran twice
+        assert all(len(store.epochs(r.id)) == 2 for r in rows)
+
+
+def test_workers_run_the_study_in_parallel_processes(tmp_path) -> None:
+    spec = load_spec(write_spec(tmp_path, epochs=1))
+    out = run_study(spec, tmp_path / "w.db", workers=2)
+    assert out.counts == {"completed": 6}
+    with Store(tmp_path / "w.db") as store:
+        pids = {r.pid for r in store.trials(store.study()[0])}
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_corrupt_and_foreign_files_get_a_clear_error(tmp_path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable SQLite file"):
+        Store(garbage)
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE accounts (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="not an optimlab store"):
+        Store(foreign)
+    with pytest.raises(StoreError, match="no store at"):
+        Store(tmp_path / "missing.db", create=False)
+
+
+def test_a_diverging_configuration_is_recorded_and_the_study_goes_on(tmp_path) -> None:
+    text = SPEC.format(epochs=2).replace('optimizer = ["sgd", "adam", "momentum"]',
+                                         'lr = [0.05, 1e6]')
+    path = tmp_path / "div.toml"
+    path.write_text(text.replace('baseline = "sgd"', 'baseline = "0.05"'))
+    out = run_study(load_spec(path), tmp_path / "d.db")
+    assert out.counts == {"completed": 2, "diverged": 2}
+    with Store(tmp_path / "d.db") as store:
+        diverged = [r for r in store.trials(store.study()[0]) if r.status == "diverged"]
+        assert all(r.stop_step is not None and "loss became" in r.reason for r in diverged)
+
+
+def test_expand_gives_stable_keys() -> None:
+    spec = parse_spec({"name": "k", "data": {"dataset": "iris"},
+                       "axes": {"optimizer": ["sgd", "adam"]}})
+    keys = [t.key for t in expand(spec)]
+    assert keys == [t.key for t in expand(spec)] and len(set(keys)) == 6
+
+
+@pytest.mark.parametrize("text, words", [
+    ('name = "x"\n[data]\ndataset = "digitz"\n', ["spec.toml:3", "dataset='digitz'"]),
+    ('name = "x"\n[data]\ndataset = "iris"\n[train]\nbatch_size = -4\n',
+     ["spec.toml:5", "batch_size=-4", ">= 1"]),
+    ('name = "x"\n[data]\ndataset = "iris"\n[train]\nbatchsize = 4\n',
+     ["spec.toml:5", "train.batchsize", "batch_size"]),
+    ('name = "x"\n[data]\ndataset = "iris"\n[axes]\noptimizer = ["sgd", "adamm"]\n',
+     ["spec.toml:5", "'adamm'", "'adam'"]),
+    ('name = "x"\nbaseline = "nope"\n[data]\ndataset = "iris"\n', ["baseline='nope'"]),
+    ('name = "x"\n[data]\ndataset = "iris"\n[train]\nlr = -1.0\n', ["lr=-1.0"]),
+    ('name = "x"\n[data\n', ["not valid TOML"]),
+])
+def test_spec_errors_name_the_field_the_value_and_the_line(tmp_path, text, words) -> None:
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_downsample_keeps_first_and_last() -> None:
+    idx = downsample(10_000, 100)
+    assert idx[0] == 0 and idx[-1] == 9_999 and len(idx) == 100
+    assert downsample(50, 100) == list(range(50))

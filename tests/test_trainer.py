@@ -327,3 +327,11 @@ def test_an_iterable_of_batches_is_accepted(digits_split) -> None:
         batch_size=32)
     history = Trainer(mlp(), optimizer="sgd").fit(loader, epochs=1, batch_size=32)
     assert history.n_steps == 4
+
+
+def test_bf16_autocast_trains_on_the_cpu(digits_split) -> None:
+    trainer = Trainer(mlp(), optimizer="adam", lr=1e-3, precision="bf16", metrics=["accuracy"])
+    history = trainer.fit(digits_split.train, digits_split.val, epochs=3, batch_size=64)
+    assert history.status == "completed"
+    assert history["val_accuracy"][-1] > 0.85
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # weights stay fp32

@@ -1,0 +1,156 @@
+"""What the lab's commands share: running with progress, the ranking table, JSON summaries."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from optimlab.lab.runner import Outcome, expand, run_study
+from optimlab.lab.spec import StudySpec
+from optimlab.lab.stats import metric_words
+
+FINISHED_WORDS = {"completed": "completed", "early_stopped": "stopped early",
+                  "diverged": "diverged", "failed": "FAILED"}
+
+
+def console() -> Console:
+    """Standard output: the terminal's width, or 120 columns when piped (logs, CI)."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=120)
+
+
+def run_with_progress(spec: StudySpec, db: str, workers: int, quiet: bool) -> Outcome:
+    """Run the study, showing a progress bar on a terminal and one line per trial otherwise."""
+    total = len(expand(spec))
+    err = Console(stderr=True)
+    if quiet:
+        return run_study(spec, db, workers=workers)
+    if not err.is_terminal:
+        def line(row: Any, status: str) -> None:
+            print(f"  {row.label} (seed {row.seed}): {FINISHED_WORDS.get(status, status)}",
+                  file=sys.stderr, flush=True)
+
+        print(f"running study {spec.name!r}: {total} trials → {db}", file=sys.stderr, flush=True)
+        return run_study(spec, db, workers=workers, on_trial=line)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err) as bar:
+        task = bar.add_task(spec.name, total=total, last="")
+
+        def advance(row: Any, status: str) -> None:
+            bar.update(task, advance=1,
+                       last=f"{row.label} seed {row.seed}: {FINISHED_WORDS.get(status, status)}")
+
+        def poll(counts: dict[str, int]) -> None:
+            done = sum(v for k, v in counts.items() if k in FINISHED_WORDS)
+            bar.update(task, completed=done)
+
+        from optimlab.lab.store import Store
+
+        with Store(db) as store:  # trials finished by an earlier run count as done
+            rows = store.trials(store.study(spec.name)[0]) if _has_study(store, spec) else []
+        bar.update(task, completed=sum(r.status in FINISHED_WORDS for r in rows
+                                       if r.status != "failed"))
+        return run_study(spec, db, workers=workers, on_trial=advance, on_poll=poll)
+
+
+def _has_study(store: Any, spec: StudySpec) -> bool:
+    return any(s["name"] == spec.name for s in store.studies())
+
+
+def _fmt(x: float, proportion: bool) -> str:
+    if not isinstance(x, int | float) or not math.isfinite(x):
+        return "—"
+    return f"{100 * x:.1f}%" if proportion else f"{x:.4g}"
+
+
+def ranking_table(analysis: Any) -> Table:
+    """Rank, configuration, final metric with its 95% interval, best, test, trouble, time."""
+    proportion = not analysis.monitor.endswith(("loss", "mse", "mae", "rmse"))
+    words = metric_words(analysis.monitor)
+    table = Table(title=f"{analysis.study}: final {words} across seeds "
+                        f"({'higher' if analysis.mode == 'max' else 'lower'} is better)")
+    for col, justify in (("rank", "right"), ("configuration", "left"), ("mean", "right"),
+                         ("95% CI", "right"), ("best", "right"), ("test", "right"),
+                         ("seeds", "right"), ("notes", "left"), ("time", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for entry in analysis.ranking:
+        c = analysis.config(entry.label)
+        s = c.summary_final
+        ci = f"[{_fmt(s.ci_low, proportion)}, {_fmt(s.ci_high, proportion)}]"
+        notes = []
+        if c.label == analysis.baseline:
+            notes.append("baseline")
+        for count, word in ((c.diverged, "diverged"), (c.failed, "failed"),
+                            (c.unfinished - c.failed, "unfinished")):
+            if count:
+                notes.append(f"{count} {word}")
+        table.add_row(str(entry.rank), c.label, _fmt(s.mean, proportion), ci,
+                      _fmt(c.summary_best.mean, proportion), _fmt(c.summary_test.mean, proportion),
+                      f"{s.n_finite}/{s.n}", ", ".join(notes), f"{c.wall_time:.1f}s")
+    return table
+
+
+def print_results(analysis: Any, console: Console) -> None:
+    console.print(ranking_table(analysis))
+    if analysis.comparisons:
+        console.print(f"\nAgainst the baseline ({analysis.baseline}), paired by seed:")
+        for comparison in analysis.comparisons.values():
+            console.print(f"  • {comparison.statement}")
+    for c in analysis.configs:
+        if c.steps_to_target is not None:
+            console.print(f"  {c.label}: {c.steps_to_target.statement}")
+    n = min((c.n for c in analysis.configs), default=0)
+    if n and n < 6:
+        console.print(f"\n[dim]With {n} seeds a paired Wilcoxon test cannot reach p < 0.05 "
+                      "(its smallest two-sided p is 2/2ⁿ); read the intervals, and add seeds for "
+                      "a firmer answer.[/dim]")
+
+
+def summary_json(analysis: Any, outcome: Outcome | None, report: Path | None) -> str:
+    def s(summary: Any) -> dict[str, float | int]:
+        return {k: getattr(summary, k) for k in ("mean", "std", "median", "ci_low", "ci_high",
+                                                  "n", "n_finite")}
+
+    data = {
+        "study": analysis.study, "monitor": analysis.monitor, "mode": analysis.mode,
+        "baseline": analysis.baseline,
+        "ranking": [{"rank": e.rank, "label": e.label,
+                     "final": s(analysis.config(e.label).summary_final),
+                     "best": s(analysis.config(e.label).summary_best),
+                     "test": s(analysis.config(e.label).summary_test),
+                     "diverged": analysis.config(e.label).diverged,
+                     "failed": analysis.config(e.label).failed} for e in analysis.ranking],
+        "comparisons": [{"label": k, "statement": c.statement, "mean_diff": c.mean_diff,
+                         "ci_low": c.ci_low, "ci_high": c.ci_high, "p_value": c.p_value,
+                         "wins": c.wins, "n_pairs": c.n_pairs}
+                        for k, c in analysis.comparisons.items()],
+        "counts": outcome.counts if outcome else None,
+        "report": str(report) if report else None,
+    }
+    return json.dumps(_clean(data), indent=2)
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_clean(x) for x in v]
+    return v
+
+
+def write_report_if_possible(db: str, study: str, out: str | None) -> Path | None:
+    """Write the HTML report unless disabled; None when there is no report to write."""
+    if not out:
+        return None
+    from optimlab.lab.report import write_report
+
+    return write_report(db, study=study, out=out)

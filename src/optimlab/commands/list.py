@@ -1,0 +1,57 @@
+"""``optimlab list DB`` — the studies in a store, or the trials of one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+ORDER = 35
+
+
+def run(args: argparse.Namespace) -> int:
+    from optimlab.lab.store import Store
+
+    with Store(args.db, create=False) as store:
+        if args.study is None:
+            studies = store.studies()
+            if args.json:
+                print(json.dumps(studies, indent=2))
+                return 0
+            table = Table(title=f"studies in {args.db}")
+            for col in ("study", "trials", "status", "updated"):
+                table.add_column(col)
+            for s in studies:
+                status = ", ".join(f"{n} {k}" for k, n in sorted(s["by_status"].items()))
+                table.add_row(s["name"], str(s["trials"]), status,
+                              time.strftime("%Y-%m-%d %H:%M", time.localtime(s["updated"])))
+            Console().print(table)
+            return 0
+        study_id, name, _ = store.study(args.study)
+        rows = store.trials(study_id)
+        if args.json:
+            print(json.dumps([{"label": r.label, "seed": r.seed, "status": r.status,
+                               "steps": r.steps, "wall_time": r.wall_time,
+                               "final": r.final, "error": r.error} for r in rows], indent=2,
+                             default=str))
+            return 0
+        table = Table(title=f"trials of {name}")
+        for col in ("configuration", "seed", "status", "steps", "time", "note"):
+            table.add_column(col)
+        for r in rows:
+            note = r.error or r.reason or ""
+            table.add_row(r.label, str(r.seed), r.status, str(r.steps or ""),
+                          f"{r.wall_time:.1f}s" if r.wall_time else "", note[:60])
+        Console().print(table)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list the studies in a store (or one study's trials)")
+    p.add_argument("db", nargs="?", default="optimlab.db", help="the store (default optimlab.db)")
+    p.add_argument("--study", help="list the trials of this study")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)

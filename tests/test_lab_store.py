@@ -225,3 +225,18 @@ def test_downsample_keeps_first_and_last() -> None:
     idx = downsample(10_000, 100)
     assert idx[0] == 0 and idx[-1] == 9_999 and len(idx) == 100
     assert downsample(50, 100) == list(range(50))
+
+
+def test_with_early_stopping_final_metrics_are_those_of_the_restored_epoch(tmp_path) -> None:
+    spec = parse_spec({"name": "es", "seeds": 1, "data": {"dataset": "iris", "val": 0.3},
+                       "train": {"model": {"type": "mlp", "hidden": [64]}, "epochs": 60,
+                                 "batch_size": 8, "lr": 0.05, "optimizer": "adam",
+                                 "early_stopping": 3, "monitor": "val_loss"}})
+    run_study(spec, tmp_path / "es.db")
+    with Store(tmp_path / "es.db") as store:
+        row = store.trials(store.study()[0])[0]
+        epochs = store.epochs(row.id)
+    assert row.status == "early_stopped" and len(epochs) < 60
+    best = row.best["val_loss"]
+    assert row.final["val_loss"] == best["value"]
+    assert best["epoch"] == len(epochs) - 1 - 3  # patience 3 after the best epoch

@@ -163,6 +163,9 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path) -> 
         callbacks.append(target_cb)
     if settings["early_stopping"]:
         callbacks.append(EarlyStopping(monitor, patience=settings["early_stopping"]))
+    stopper = None
+    if settings["early_stopping"]:
+        stopper = callbacks[-1]
     callbacks.append(_Heartbeat(store, row.id))
     callbacks.append(ModelCheckpoint(ckpt_dir, monitor=monitor, save_best=False))
     trainer = build_trainer(spec, settings, seed, split, callbacks)
@@ -172,6 +175,8 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path) -> 
                           drop_last=settings["drop_last"],
                           resume=last if last.is_file() else None)
     final = dict(history.epochs[-1]) if history.epochs else {}
+    if stopper is not None and stopper.best_epoch is not None:  # the weights it restored
+        final = dict(next(e for e in history.epochs if e["epoch"] == stopper.best_epoch))
     for key in ("epoch", "time"):  # the record's bookkeeping, not metrics
         final.pop(key, None)
     if split.test is not None and history.status != "diverged":

@@ -1,0 +1,40 @@
+"""``optimlab report`` — one self-contained HTML report of a study, from its store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ORDER = 30
+
+
+def run(args: argparse.Namespace) -> int:
+    from optimlab.lab.report import write_report
+
+    db = Path(args.db)
+    if not db.is_file():
+        raise FileNotFoundError(f"no store at {db}; give the .db file a study wrote (optimlab "
+                                "compare or optimlab run SPEC)")
+    path = write_report(db, args.study, out=args.output, png_dir=args.png, smooth=args.smooth)
+    print(path)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="write a study's HTML report (one self-contained file)",
+        description="Write the report of a study as one self-contained HTML file (plots "
+                    "inline, no network needed): the winner and how sure, the ranking with "
+                    "intervals, paired comparisons with the baseline, learning curves, learning "
+                    "rate, final metric, time to target, gradient norms, the spec and the "
+                    "environment.")
+    p.add_argument("db", metavar="DB", help="the study's store (SQLite file)")
+    p.add_argument("--study", metavar="NAME", default=None,
+                   help="which study of the store (default: the latest)")
+    p.add_argument("-o", "--output", metavar="FILE", default="report.html",
+                   help="the HTML file to write (default: report.html)")
+    p.add_argument("--png", metavar="DIR", default=None,
+                   help="also write each plot as a PNG into DIR")
+    p.add_argument("--smooth", metavar="BETA", type=float, default=None,
+                   help="smooth curves with an EWA of this β in [0, 1), e.g. 0.6")
+    p.set_defaults(func=run)

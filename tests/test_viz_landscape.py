@@ -334,3 +334,22 @@ def test_51x51_digits_slice_is_fast():
     print(f"51×51 slice, digits MLP 64-128-10, {len(X)} samples: {seconds:.2f} s")
     assert L.shape == (51, 51) and torch.isfinite(L).all()
     assert seconds < 60
+
+
+def test_a_trial_from_a_study_is_trained_again_to_the_same_weights(tmp_path) -> None:
+    from optimlab.lab.runner import run_study
+    from optimlab.lab.spec import parse_spec
+    from optimlab.viz.landscape import landscape_report
+
+    spec = parse_spec({"name": "land", "seeds": 1, "data": {"dataset": "iris", "val": 0.2},
+                       "train": {"model": {"type": "mlp", "hidden": [8]}, "epochs": 3,
+                                 "batch_size": 16, "lr": 0.05},
+                       "axes": {"optimizer": ["sgd", "adam"]}})
+    run_study(spec, tmp_path / "s.db")
+    report = landscape_report(grid=5, out=tmp_path / "out", db=tmp_path / "s.db",
+                              config="adam")
+    assert report.numbers["reproduces_store"] is True
+    assert report.numbers["study_trial"] == "adam (seed 0)"
+    assert (tmp_path / "out" / "landscape_slice.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="no finished trial 'nadam'"):
+        landscape_report(grid=5, out=tmp_path / "out", db=tmp_path / "s.db", config="nadam")

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         args.dataset, grid=args.grid, span=args.span, epochs=args.epochs,
         batch_size=args.batch_size, compare_batch_sizes=args.compare_batch_sizes,
         checkpoint=args.checkpoint, out=args.out, seed=args.seed, model=args.model,
-        radius=args.radius)
+        radius=args.radius, db=args.db, study=args.study, config=args.config,
+        trial_seed=args.trial_seed)
     report.numbers["seconds"] = round(time.perf_counter() - started, 2)
     if args.json:
         print(report.to_json())
@@ -73,7 +74,9 @@ def _print(nums: dict[str, Any], files: list[str]) -> None:
     table = Table(title="optimlab landscape", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    shown = [("loss_center", "loss at the centre (the model's weights; train split)"),
+    shown = [("study_trial", "study trial (trained again from the store)"),
+             ("reproduces_store", f"final {nums.get('monitor')} equals the stored value"),
+             ("loss_center", "loss at the centre (the model's weights; train split)"),
              ("sharpness", f"sharpness: mean loss increase at r = {nums.get('sharpness_radius')}"
                            " (filter-normalized)"),
              ("val_accuracy", "validation accuracy"),
@@ -125,6 +128,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "inferred from a checkpoint of an optimlab MLP)")
     p.add_argument("--radius", type=float, default=0.1,
                    help="radius r of the sharpness proxy (default: 0.1)")
+    p.add_argument("--db", metavar="STORE",
+                   help="draw a trial of a lab study instead: it is trained again from the "
+                        "store's settings and seed (same weights on the CPU)")
+    p.add_argument("--study", help="with --db: the study (default: the latest)")
+    p.add_argument("--config", help="with --db: the configuration label (default: the first)")
+    p.add_argument("--trial-seed", type=int, default=0, help="with --db: the trial's seed")
     p.add_argument("--out", default=".", help="folder for the PNG files (default: .)")
     p.add_argument("--seed", type=int, default=0, help="seed of data split, model, training "
                                                        "and directions (default: 0)")

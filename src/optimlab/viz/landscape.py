@@ -672,6 +672,49 @@ def _train(spec: Any, split: Any, *, epochs: int, batch_size: int, seed: int, lr
     return trainer
 
 
+def _study_trial(db: str | Path, study: str | None, config: str | None,
+                 seed: int) -> tuple[Any, Any, Any]:
+    """(study spec, trial row, data split) of one finished trial in a lab store."""
+    from optimlab.lab.runner import prepare_data
+    from optimlab.lab.spec import parse_spec
+    from optimlab.lab.store import FINISHED, Store
+
+    with Store(db, create=False) as store:
+        study_id, name, spec_data = store.study(study)
+        rows = [r for r in store.trials(study_id) if r.status in FINISHED]
+    labels = list(dict.fromkeys(r.label for r in rows))
+    if not labels:
+        raise ValueError(f"study {name!r} in {db} has no finished trial yet")
+    label = labels[0] if config is None else config
+    match = [r for r in rows if r.label == label and r.seed == seed]
+    if not match:
+        seeds = sorted({r.seed for r in rows if r.label == label})
+        raise ValueError(f"study {name!r} has no finished trial {label!r} with seed {seed}; "
+                         f"configurations: {', '.join(labels)}"
+                         + (f"; seeds of {label!r}: {seeds}" if seeds else ""))
+    lab_spec = parse_spec(spec_data)
+    return lab_spec, match[0], prepare_data(lab_spec.data)
+
+
+def _retrain_trial(lab_spec: Any, row: Any, split: Any, recorder: Callback,
+                   nums: dict[str, Any]) -> Any:
+    """Train the trial again from its stored settings, recording the path; check it matches."""
+    from optimlab.lab.runner import build_trainer, monitor_for
+
+    settings = row.config
+    trainer = build_trainer(lab_spec, settings, row.seed, split, [recorder])
+    trainer.fit(split.train, split.val, epochs=settings["epochs"],
+                max_steps=settings["max_steps"], batch_size=settings["batch_size"],
+                drop_last=settings["drop_last"])
+    monitor = monitor_for(lab_spec, split.train.task)
+    stored = (row.final or {}).get(monitor)
+    again = trainer.history.epochs[-1].get(monitor)
+    nums.update({"study_trial": f"{row.label} (seed {row.seed})", "monitor": monitor,
+                 "stored_final": stored, "retrained_final": again,
+                 "reproduces_store": stored == again})
+    return trainer
+
+
 class _StopAtTrainLoss(Callback):
     """Stop once the (eval-mode) training loss is at most ``target``."""
 
@@ -690,7 +733,9 @@ def landscape_report(dataset: str = "digits", *, grid: int = 51, span: float = 1
                      checkpoint: str | Path | None = None, out: str | Path = ".",
                      seed: int = 0, model: Any = None, lr: float = 1e-3,
                      optimizer: str = "adam", radius: float = 0.1,
-                     max_path_points: int = 200) -> LandscapeReport:
+                     max_path_points: int = 200, db: str | Path | None = None,
+                     study: str | None = None, config: str | None = None,
+                     trial_seed: int = 0) -> LandscapeReport:
     """Train a quick model on ``dataset`` (train split of a seeded, standardized 80/10/10
     holdout), record its path, and write into ``out``:
 
@@ -703,6 +748,13 @@ def landscape_report(dataset: str = "digits", *, grid: int = 51, span: float = 1
       way at the small batch size for ``epochs`` epochs, and one at the large batch size trained
       until its training loss reaches the small-batch model's (at most as many updates), so the
       two minima are compared at equal training loss; drawn by :func:`plot_sharp_vs_flat`.
+
+    With ``db`` (a lab store) the model is a trial of a study: the configuration labelled
+    ``config`` (the first when None) with seed ``trial_seed`` of ``study`` (the latest when None)
+    is trained again from its stored settings — same data split, same seed, so on the CPU the
+    very weights the study produced (``numbers["reproduces_store"]`` checks the final metric
+    against the store) — recording its path; ``dataset``, ``epochs``, ``batch_size``, ``lr``,
+    ``optimizer`` and ``model`` come from the study.
 
     With ``checkpoint`` (a ``ModelCheckpoint`` file) nothing is trained: only the right-hand
     slice around its weights is drawn. ``model`` is the spec (default ``{"type": "mlp",
@@ -730,7 +782,20 @@ def landscape_report(dataset: str = "digits", *, grid: int = 51, span: float = 1
         compare_batch_sizes = sorted(sizes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    split, _ = standardize(holdout(load(dataset), seed=seed))
+    trial = None
+    if db is not None:
+        if checkpoint is not None or compare_batch_sizes is not None:
+            raise ValueError("a study trial (--db) cannot be combined with --checkpoint or "
+                             "--compare-batch-sizes")
+        trial = _study_trial(db, study, config, trial_seed)
+        lab_spec, row, split = trial
+        dataset = lab_spec.data.dataset or Path(lab_spec.data.csv or lab_spec.data.npz).name
+        settings = row.config
+        model, optimizer = settings["model"], settings["optimizer"]
+        epochs = settings["epochs"] or 1
+        batch_size = settings["batch_size"] or len(split.train)
+    else:
+        split, _ = standardize(holdout(load(dataset), seed=seed))
     train = split.train
     X, y = train.X, train.y
     report = LandscapeReport()
@@ -766,8 +831,12 @@ def landscape_report(dataset: str = "digits", *, grid: int = 51, span: float = 1
     steps_per_epoch = math.ceil(len(train) / batch_size)
     every = max(1, math.ceil(epochs * steps_per_epoch / max_path_points))
     rec = TrajectoryRecorder(every=every)
-    trainer = _train(spec, split, epochs=epochs, batch_size=batch_size, seed=seed, lr=lr,
-                     optimizer=optimizer, callbacks=[rec])
+    if trial is not None:
+        trainer = _retrain_trial(*trial, rec, nums)
+        lr = float(trainer.state.base_lrs[0])
+    else:
+        trainer = _train(spec, split, epochs=epochs, batch_size=batch_size, seed=seed, lr=lr,
+                         optimizer=optimizer, callbacks=[rec])
     net, loss_fn = trainer.model, trainer.loss_fn
     last = trainer.history.epochs[-1]
     nums.update({"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,

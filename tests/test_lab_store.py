@@ -240,3 +240,30 @@ def test_with_early_stopping_final_metrics_are_those_of_the_restored_epoch(tmp_p
     best = row.best["val_loss"]
     assert row.final["val_loss"] == best["value"]
     assert best["epoch"] == len(epochs) - 1 - 3  # patience 3 after the best epoch
+
+
+def test_axes_keep_their_order_through_the_store(tmp_path) -> None:
+    """Labels come from the axes in the order written; the stored spec must keep that order."""
+    text = SPEC.format(epochs=1).replace(
+        'optimizer = ["sgd", "adam", "momentum"]',
+        'optimizer = ["sgd", "adam"]\n"model.activation" = ["relu", "tanh"]').replace(
+        'baseline = "sgd"', 'baseline = "optimizer=sgd, model.activation=relu"').replace(
+        "seeds = 2", "seeds = 1")
+    path = tmp_path / "grid.toml"
+    path.write_text(text)
+    out = run_study(load_spec(path), tmp_path / "g.db")
+    assert out.counts == {"completed": 4}
+    with Store(tmp_path / "g.db") as store:
+        labels = [r.label for r in store.trials(store.study()[0])]
+    assert labels[0] == "optimizer=sgd, model.activation=relu"
+
+
+def test_full_batch_can_be_written_in_toml(tmp_path) -> None:
+    path = tmp_path / "full.toml"
+    path.write_text(SPEC.format(epochs=2).replace("batch_size = 16", 'batch_size = "full"'))
+    spec = load_spec(path)
+    assert spec.train.batch_size is None
+    out = run_study(spec.model_copy(update={"seeds": 1}), tmp_path / "f.db")
+    with Store(tmp_path / "f.db") as store:
+        assert all(r.steps == 2 for r in store.trials(store.study()[0]))  # one update per epoch
+    assert out.counts == {"completed": 3}

@@ -26,19 +26,20 @@ def console() -> Console:
     return probe if probe.is_terminal else Console(width=120)
 
 
-def run_with_progress(spec: StudySpec, db: str, workers: int, quiet: bool) -> Outcome:
+def run_with_progress(spec: StudySpec, db: str, workers: int, quiet: bool,
+                      threads: int | None = None) -> Outcome:
     """Run the study, showing a progress bar on a terminal and one line per trial otherwise."""
     total = len(expand(spec))
     err = Console(stderr=True)
     if quiet:
-        return run_study(spec, db, workers=workers)
+        return run_study(spec, db, workers=workers, threads=threads)
     if not err.is_terminal:
         def line(row: Any, status: str) -> None:
             print(f"  {row.label} (seed {row.seed}): {FINISHED_WORDS.get(status, status)}",
                   file=sys.stderr, flush=True)
 
         print(f"running study {spec.name!r}: {total} trials → {db}", file=sys.stderr, flush=True)
-        return run_study(spec, db, workers=workers, on_trial=line)
+        return run_study(spec, db, workers=workers, threads=threads, on_trial=line)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task(spec.name, total=total, last="")
@@ -57,7 +58,8 @@ def run_with_progress(spec: StudySpec, db: str, workers: int, quiet: bool) -> Ou
             rows = store.trials(store.study(spec.name)[0]) if _has_study(store, spec) else []
         bar.update(task, completed=sum(r.status in FINISHED_WORDS for r in rows
                                        if r.status != "failed"))
-        return run_study(spec, db, workers=workers, on_trial=advance, on_poll=poll)
+        return run_study(spec, db, workers=workers, threads=threads, on_trial=advance,
+                         on_poll=poll)
 
 
 def _has_study(store: Any, spec: StudySpec) -> bool:

@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     from optimlab.lab.store import Store
 
     spec = parse_spec(build_spec(args), source="compare")
-    outcome = run_with_progress(spec, args.db, args.workers, quiet=args.json)
+    outcome = run_with_progress(spec, args.db, args.workers, quiet=args.json,
+                                threads=args.threads)
     with Store(args.db, create=False) as store:
         analysis = analyze(store, spec.name)
     report = write_report_if_possible(args.db, spec.name, args.report)
@@ -125,6 +126,9 @@ def add_study_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default="optimlab.db", help="the store file (default optimlab.db)")
     p.add_argument("--workers", type=int, default=1,
                    help="run trials in this many processes (default 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per process (default: torch's choice with one worker, "
+                        "cores ÷ workers with several; 1 helps on a busy machine)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 

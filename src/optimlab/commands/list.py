@@ -34,17 +34,19 @@ def run(args: argparse.Namespace) -> int:
         rows = store.trials(study_id)
         if args.json:
             print(json.dumps([{"label": r.label, "seed": r.seed, "status": r.status,
-                               "steps": r.steps, "wall_time": r.wall_time,
-                               "final": r.final, "error": r.error} for r in rows], indent=2,
-                             default=str))
+                               "epochs": len(store.epochs(r.id)), "steps": r.steps,
+                               "stop_step": r.stop_step, "reason": r.reason,
+                               "wall_time": r.wall_time, "final": r.final, "best": r.best,
+                               "error": r.error} for r in rows], indent=2, default=str))
             return 0
         table = Table(title=f"trials of {name}")
-        for col in ("configuration", "seed", "status", "steps", "time", "note"):
+        for col in ("configuration", "seed", "status", "epochs", "steps", "time", "note"):
             table.add_column(col)
         for r in rows:
             note = r.error or r.reason or ""
-            table.add_row(r.label, str(r.seed), r.status, str(r.steps or ""),
-                          f"{r.wall_time:.1f}s" if r.wall_time else "", note[:60])
+            table.add_row(r.label, str(r.seed), r.status, str(len(store.epochs(r.id)) or ""),
+                          str(r.steps or ""), f"{r.wall_time:.1f}s" if r.wall_time else "",
+                          note)
         Console().print(table)
     return 0
 

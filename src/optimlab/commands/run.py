@@ -20,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
     from optimlab.lab.store import Store
 
     spec = load_spec(args.spec)
-    outcome = run_with_progress(spec, args.db, args.workers, quiet=args.json)
+    outcome = run_with_progress(spec, args.db, args.workers, quiet=args.json,
+                                threads=args.threads)
     with Store(args.db, create=False) as store:
         analysis = analyze(store, spec.name)
     report = write_report_if_possible(args.db, spec.name, args.report)

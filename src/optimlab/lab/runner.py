@@ -264,18 +264,28 @@ def _work_process(db_path: str, study_name: str, keys: list[str] | None, threads
 
 
 def run_study(spec: StudySpec, db_path: str | os.PathLike[str], *, workers: int = 1,
+              threads: int | None = None,
               on_trial: Callable[[TrialRow, str], None] | None = None,
               on_poll: Callable[[dict[str, int]], None] | None = None) -> Outcome:
-    """Run every unfinished trial of ``spec``; trials already finished in the store are kept."""
+    """Run every unfinished trial of ``spec``; trials already finished in the store are kept.
+
+    ``threads`` sets torch's intra-op threads per process (default: torch's own choice with one
+    worker, cores ÷ workers with several). Results are reproducible for a given thread count;
+    a different count may change the last digits (the order of floating-point sums changes).
+    """
     db_path = str(db_path)
     with Store(db_path) as store:
         study_id, trials = register_study(store, spec)
     keys = [t.key for t in trials]
     ran = 0
     if workers <= 1:
-        ran = work(db_path, spec.name, keys, None, on_trial)
+        previous = torch.get_num_threads()
+        try:
+            ran = work(db_path, spec.name, keys, threads, on_trial)
+        finally:
+            torch.set_num_threads(previous)
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
         ctx = multiprocessing.get_context("spawn")
         procs = [ctx.Process(target=_work_process, args=(db_path, spec.name, keys, threads))
                  for _ in range(workers)]

@@ -107,7 +107,8 @@ class TrainSpec(_Strict):
     schedule_unit: Literal["step", "epoch"] = "step"
     epochs: int | None = 20
     max_steps: int | None = None
-    batch_size: int | None = 64
+    #: an integer, or "full" (also None from Python) for batch gradient descent
+    batch_size: int | Literal["full"] | None = 64
     linear_scaling: bool = False
     base_batch_size: int = 64
     drop_last: bool = False
@@ -125,6 +126,11 @@ class TrainSpec(_Strict):
 
         check_choice("optimizer", v, list(available()))
         return v
+
+    @field_validator("batch_size")
+    @classmethod
+    def _full_batch(cls, v: int | str | None) -> int | None:
+        return None if v == "full" else v  # type: ignore[return-value]
 
     @model_validator(mode="after")
     def _ranges(self) -> TrainSpec:
@@ -219,6 +225,8 @@ def _set_dotted(settings: dict[str, Any], key: str, value: Any) -> None:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)  # true / false / null, as TOML and JSON write them
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, dict | list):

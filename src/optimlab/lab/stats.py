@@ -50,7 +50,8 @@ Sentences for reports and the CLI. Metric names are shown in words (``val_accura
 accuracy", ``roc_auc`` → "ROC AUC"). A metric is expressed in percentage points ("2.1 points")
 when its name is accuracy-like (accuracy/acc, f1, precision, recall, auc, r2, iou, dice, …) and
 every finite value involved lies in [0, 1]; otherwise in the metric's own units. Numbers are
-rounded to the first significant digit of the interval's half-width (so the interval's
+rounded to the first significant digit of the interval's half-width, with up to two more
+digits so that no non-zero estimate or bound prints as 0 (so the interval's
 precision decides the digits; up to two more digits when the estimate itself would round to
 0), or to three significant digits when there is no interval.
 Negative numbers use the minus sign "−" (U+2212); signed differences show "+" when positive.
@@ -508,10 +509,12 @@ def _digits(half_width: float | None, values: Sequence[float]) -> int:
     digit. Without one: three significant digits of the largest value."""
     finite = [abs(v) for v in values if math.isfinite(v) and v != 0]
     if half_width is not None and math.isfinite(half_width) and half_width > 0:
-        digits = -math.floor(math.log10(half_width))
-        head = abs(values[0]) if values and math.isfinite(values[0]) else 0.0
-        if head > 0:
-            digits = max(digits, min(digits + 2, -math.floor(math.log10(head))))
+        base = -math.floor(math.log10(half_width))
+        digits = base
+        # every non-zero number shown (estimate and bounds) keeps a significant digit, so a
+        # bound of 0.33 does not print as "0" and seem to touch zero
+        for v in finite:
+            digits = max(digits, min(base + 2, -math.floor(math.log10(v))))
         return int(min(12, max(0, digits)))
     if not finite:
         return 0

@@ -92,7 +92,7 @@ class TrialRow:
     target: dict[str, Any] | None
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: Any, *, sort_keys: bool = True) -> str:
     """JSON with NaN/Inf as null (JSON has no NaN; ``_loads`` turns null back into NaN)."""
     def clean(v: Any) -> Any:
         if isinstance(v, float) and not math.isfinite(v):
@@ -103,7 +103,7 @@ def _dumps(value: Any) -> str:
             return [clean(x) for x in v]
         return v
 
-    return json.dumps(clean(value), sort_keys=True)
+    return json.dumps(clean(value), sort_keys=sort_keys)
 
 
 def _loads(text: str | None) -> Any:
@@ -204,14 +204,15 @@ class Store:
     def ensure_study(self, name: str, spec: dict[str, Any]) -> int:
         """The study's id, created if new; its stored spec is updated to ``spec``."""
         now = time.time()
+        text = _dumps(spec, sort_keys=False)  # key order matters: axes order makes the labels
         with self.transaction() as c:
             row = c.execute("SELECT id FROM studies WHERE name = ?", (name,)).fetchone()
             if row is None:
                 cur = c.execute("INSERT INTO studies (name, spec, created, updated) "
-                                "VALUES (?, ?, ?, ?)", (name, _dumps(spec), now, now))
+                                "VALUES (?, ?, ?, ?)", (name, text, now, now))
                 return int(cur.lastrowid)  # type: ignore[arg-type]
             c.execute("UPDATE studies SET spec = ?, updated = ? WHERE id = ?",
-                      (_dumps(spec), now, row[0]))
+                      (text, now, row[0]))
             return int(row[0])
 
     def add_trials(self, study_id: int,

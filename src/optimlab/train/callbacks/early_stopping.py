@@ -92,7 +92,8 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience:
             state.request_stop(f"{self.monitor} did not improve for {self.patience} epochs "
-                               f"(best {self.best:.6g} at epoch {self.best_epoch})")
+                               f"(best {self.best:.6g} after epoch {self.best_epoch + 1} "
+                               f"of {state.epoch + 1})")
 
     def on_fit_end(self, state: State) -> None:
         if self.restore_best and self._best_weights is not None:

@@ -98,7 +98,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", type=int, default=10_000_000)
     parser.add_argument("--tensors", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=7, help="timed steps per optimizer")
+    parser.add_argument("--repeats", type=int, default=7, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds; each contender's best round median is kept")
     parser.add_argument("--only", nargs="*", default=None, help="optimizer names to run")
     args = parser.parse_args()
 
@@ -106,7 +108,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}")
     print(f"{args.params / 1e6:.0f}M float32 parameters in {args.tensors} tensors; "
-          f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; median of {args.repeats} steps\n")
+          f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; best of {args.rounds} interleaved rounds, "
+          f"median of {args.repeats} steps each\n")
     header = (f"{'optimizer':10} {'optimlab ms':>11} {'foreach ms':>10} {'fastest ms':>10} "
               f"{'mode':>7} {'vs foreach':>10} {'vs fastest':>10} {'B/param':>7} "
               f"{'%bw ours':>8} {'%bw torch':>9}")
@@ -123,7 +126,7 @@ def main() -> None:
             opt.step()
         # interleave rounds so that drift in the machine's speed hits every contender alike
         t_ours, t_peer = [], {k: [] for k in peers}
-        for _ in range(3):
+        for _ in range(args.rounds):
             t_ours.append(time_steps(ours, args.repeats))
             for k, opt in peers.items():
                 t_peer[k].append(time_steps(opt, args.repeats))

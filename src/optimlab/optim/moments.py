@@ -99,11 +99,18 @@ class Nesterov(Transform):
 
     def update(self, u: Update, ctx: Context) -> Update:
         grad = u.gradient(ctx.params)
+        mu = self.momentum
+        g_weight = 1.0 if self.form == "heavy_ball" else 1.0 - mu
+        if u.is_plain:  # v stays a separate term: two in-place adds at the final write
+            velocity, v_scale = u.num, u.scale
+            u.replace(grad)
+            u.mul(g_weight)
+            return u.add_term(velocity, [mu * s for s in v_scale], ctx.params)
         velocity = u.value(ctx.params)
         if self.form == "heavy_ball":
-            out = torch._foreach_add(grad, velocity, alpha=self.momentum)
+            out = torch._foreach_add(grad, velocity, alpha=mu)
         else:
-            out = torch._foreach_lerp(grad, velocity, self.momentum)
+            out = torch._foreach_lerp(grad, velocity, mu)
         return u.replace(list(out), owned=True)
 
 

@@ -43,7 +43,7 @@ class ClipByGlobalNorm(Transform):
         self.max_norm = max_norm
 
     def update(self, u: Update, ctx: Context) -> Update:
-        if u.den is None and not u.has_param_term:
+        if u.is_plain:
             norms = [n * abs(s) for n, s in zip(torch._foreach_norm(u.num), u.scale, strict=True)]
         else:
             norms = list(torch._foreach_norm(u.value(ctx.params)))

@@ -43,7 +43,10 @@ def pick(tensors: list[Tensor], idx: list[int] | None) -> list[Tensor]:
 
 
 class Update:
-    """Lazy per-tensor update ``u = coef·p + scale·num/den`` (see the module docstring).
+    """Lazy per-tensor update ``u = coef·p + scale·num/den + extra_scale·extra``.
+
+    (See the module docstring.) The optional second term lets Nesterov's ``g + μ·v`` reach the
+    parameters as two in-place adds instead of a freshly allocated sum.
 
     ``owned[i]`` says whether ``num[i]`` is private scratch memory that may be changed in place
     (gradients and optimizer state are not). ``grad`` is the gradient as the first moment
@@ -51,7 +54,7 @@ class Update:
     ``chain(ewa(β₁), scale_by_rms(β₂))`` is Adam, with the moments of the same gradient.
     """
 
-    __slots__ = ("coef", "den", "grad", "num", "owned", "scale")
+    __slots__ = ("coef", "den", "extra", "extra_scale", "grad", "num", "owned", "scale")
 
     def __init__(self, num: list[Tensor], owned: bool = False) -> None:
         n = len(num)
@@ -62,6 +65,9 @@ class Update:
         self.coef: list[float] | None = None
         self.owned: list[bool] = [owned] * n
         self.grad: list[Tensor] | None = None
+        #: a second term added outside the division, or None
+        self.extra: list[Tensor] | None = None
+        self.extra_scale: list[float] = []
 
     def __len__(self) -> int:
         return len(self.num)
@@ -71,6 +77,19 @@ class Update:
         """Whether a ``coef · p`` term is pending."""
         return self.coef is not None and any(self.coef)
 
+    @property
+    def is_plain(self) -> bool:
+        """``u = scale · num``: no division, parameter term or extra term pending."""
+        return self.den is None and self.extra is None and not self.has_param_term
+
+    def add_term(self, tensors: list[Tensor], scales: Sequence[float],
+                 params: list[Tensor]) -> Update:
+        """``u ← u + scale · tensors``, kept apart until the final write (read-only tensors)."""
+        if self.extra is not None:
+            self.value(params)
+        self.extra, self.extra_scale = list(tensors), list(scales)
+        return self
+
     # -- cheap changes: no pass over memory -------------------------------------------------
     def mul(self, factor: float | Sequence[float]) -> Update:
         """``u ← factor · u`` (per tensor when ``factor`` is a sequence); folds into the scalars."""
@@ -78,10 +97,14 @@ class Update:
             self.scale = [s * factor for s in self.scale]
             if self.coef is not None:
                 self.coef = [c * factor for c in self.coef]
+            if self.extra is not None:
+                self.extra_scale = [s * factor for s in self.extra_scale]
             return self
         self.scale = [s * f for s, f in zip(self.scale, factor, strict=True)]
         if self.coef is not None:
             self.coef = [c * f for c, f in zip(self.coef, factor, strict=True)]
+        if self.extra is not None:
+            self.extra_scale = [s * f for s, f in zip(self.extra_scale, factor, strict=True)]
         return self
 
     def add_param_term(self, coefs: Sequence[float]) -> Update:
@@ -92,7 +115,7 @@ class Update:
 
     def divide(self, den: list[Tensor], params: list[Tensor]) -> Update:
         """``u ← u / den``; deferred to the final write unless a division is already pending."""
-        if self.den is not None or self.has_param_term:
+        if not self.is_plain:
             self.value(params)
         self.den = den
         return self
@@ -106,7 +129,7 @@ class Update:
         """
         has_scale = any(s != 1.0 for s in self.scale)
         has_coef = self.has_param_term
-        if self.den is None and not has_scale and not has_coef:
+        if self.den is None and not has_scale and not has_coef and self.extra is None:
             return self.num
         num, owned, n = self.num, self.owned, len(self.num)
         if self.den is not None:
@@ -130,6 +153,16 @@ class Update:
                 fresh = torch._foreach_add(pick(num, idx), pick(params, idx), alpha=c)
                 for i, t in zip(positions, fresh, strict=True):
                     num[i], owned[i] = t, True
+        if self.extra is not None:
+            for e, idx in runs(self.extra_scale):
+                positions = range(n) if idx is None else idx
+                if all(owned[i] for i in positions):
+                    torch._foreach_add_(pick(num, idx), pick(self.extra, idx), alpha=e)
+                else:
+                    fresh = torch._foreach_add(pick(num, idx), pick(self.extra, idx), alpha=e)
+                    for i, t in zip(positions, fresh, strict=True):
+                        num[i], owned[i] = t, True
+            self.extra, self.extra_scale = None, []
         self.num, self.owned = num, owned
         self.scale, self.coef = [1.0] * n, None
         return self.num
@@ -154,13 +187,14 @@ class Update:
         n = len(num)
         self.num, self.den = list(num), None
         self.scale, self.coef, self.owned = [1.0] * n, None, [owned] * n
+        self.extra, self.extra_scale = None, []
         return self
 
     # -- accumulating into optimizer state -----------------------------------------------------
     def accumulate_into(self, buf: list[Tensor], decay: float, weight: Sequence[float],
                         params: list[Tensor]) -> None:
         """``buf ← decay · buf + weight · u`` in at most two passes (one ``lerp_`` for an EWA)."""
-        if self.has_param_term:
+        if self.has_param_term or self.extra is not None:
             self.value(params)
         ws = [w * s for w, s in zip(weight, self.scale, strict=True)]
         if self.den is not None:
@@ -185,7 +219,11 @@ class Update:
                 torch._foreach_mul_(pick(params, idx), 1.0 + c)
         if self.den is not None:
             torch._foreach_addcdiv_(params, self.num, self.den, self.scale)
-            return
-        for s, idx in runs(self.scale):
-            if s:
-                torch._foreach_add_(pick(params, idx), pick(self.num, idx), alpha=s)
+        else:
+            for s, idx in runs(self.scale):
+                if s:
+                    torch._foreach_add_(pick(params, idx), pick(self.num, idx), alpha=s)
+        if self.extra is not None:
+            for e, idx in runs(self.extra_scale):
+                if e:
+                    torch._foreach_add_(pick(params, idx), pick(self.extra, idx), alpha=e)

@@ -24,18 +24,19 @@ def check_number(
     ``low_open``/``high_open`` exclude the bound itself: ``check_number("beta", b, low=0,
     high=1, high_open=True)`` allows ``0 <= b < 1``.
     """
-    kind = "an integer" if integer else "a number"
-    allowed = _describe(low, high, low_open, high_open)
+    problem = None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name}={value!r} is not {kind}; expected {allowed}")
-    if integer and not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name}={value!r} is not an integer; expected {allowed}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name}={value!r} is not finite; expected {allowed}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        raise ValueError(f"{name}={value!r} is out of range; expected {allowed}")
+        problem = f"is not {'an integer' if integer else 'a number'}"
+    elif integer and not isinstance(value, numbers.Integral):
+        problem = "is not an integer"
+    elif not math.isfinite(value):
+        problem = "is not finite"
+    elif (low is not None and (value <= low if low_open else value < low)) or \
+            (high is not None and (value >= high if high_open else value > high)):
+        problem = "is out of range"
+    if problem is not None:  # the message is built only when it is needed
+        raise ValueError(f"{name}={value!r} {problem}; expected "
+                         f"{_describe(low, high, low_open, high_open)}")
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:

@@ -77,6 +77,8 @@ class Loss:
         self._fn: Callable[[Tensor, Tensor], Tensor] = _FUNCTIONS[name]
 
     def __call__(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        if _aligned(self.name, outputs, targets):  # the usual case: nothing to convert
+            return self._fn(outputs, targets, **self.params)
         o, t = _align(self.name, outputs, targets)
         return self._fn(o, t, **self.params)
 
@@ -166,6 +168,19 @@ _FUNCTIONS: dict[str, Callable[..., Tensor]] = {
 
 def _cols(x: Tensor) -> int:
     return 1 if x.ndim == 1 else int(x.shape[1])
+
+
+def _aligned(name: str, o: Tensor, t: Any) -> bool:
+    """Whether ``_align`` would return ``(o, t)`` unchanged (checked in a few attribute reads:
+    the loss runs every step)."""
+    if not (isinstance(o, Tensor) and isinstance(t, Tensor)) or o.device != t.device:
+        return False
+    if name == "ce":
+        return (o.ndim == 2 and o.shape[1] >= 2 and t.ndim == 1 and t.dtype == torch.int64
+                and t.shape[0] == o.shape[0])
+    if name in ("bce", "hinge", "mse", "mae", "huber"):
+        return o.ndim >= 1 and t.shape == o.shape and t.dtype == o.dtype
+    return False
 
 
 def _align(name: str, o: Tensor, t: Any) -> tuple[Tensor, Tensor]:

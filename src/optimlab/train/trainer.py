@@ -137,6 +137,7 @@ class Trainer:
         self.state: State | None = None
         self._scaler: Any = None
         self._base_lrs: list[float] = []
+        self._lr_factor_set: float | None = None  # factor last written with no schedule
 
     # ------------------------------------------------------------------ setup
     def _setup(self, train: Dataset) -> None:
@@ -252,6 +253,7 @@ class Trainer:
             self._base_lrs = [float(g.get("initial_lr", g["lr"]))
                               for g in self.optimizer.param_groups]
         self.state.base_lrs = self._base_lrs
+        self._lr_factor_set = None
         with _forked_rng(self.device), _deterministic(self.deterministic):
             torch.manual_seed(self.seed)
             start_epoch = 0
@@ -282,6 +284,11 @@ class Trainer:
         assert self.optimizer is not None and self.state is not None
         if _is_torch_scheduler(self.schedule):
             return  # the torch scheduler owns the learning rate
+        if self.schedule is None and self.state.lr_override is None and \
+                self._lr_factor_set == self.state.lr_factor:
+            return  # constant and already written
+        self._lr_factor_set = self.state.lr_factor if self.schedule is None and \
+            self.state.lr_override is None else None
         base = self._base_lrs
         if self.state.lr_override is not None:
             first = self.state.lr_override
@@ -321,18 +328,32 @@ class Trainer:
         want_train_metrics = bool(self.metrics)
         k = self.accumulate
         micro, micro_loss = 0, 0.0  # micro-batches summed into p.grad since the last update
-        callbacks = self.callbacks
+        # the loop runs once per mini-batch: everything it consults is a local
+        callbacks, loss_fn, penalty, scaler = self.callbacks, self.loss_fn, self.penalty, \
+            self._scaler
+        track_norm, clip_norm, clip_value = self.track_grad_norm, self.clip_grad_norm, \
+            self.clip_grad_value
+        torch_sched = self.schedule if _is_torch_scheduler(self.schedule) else None
+        set_lr_each_step = self.schedule_unit == "step"
+        fp32 = self.precision == "fp32"
+        first_group = opt.param_groups[0]
         for xb, yb in batcher.epoch(epoch):
             if micro == 0:
                 for cb in callbacks:
                     cb.on_step_start(state)
-                if self.schedule_unit == "step" or state.lr_override is not None:
+                if set_lr_each_step or state.lr_override is not None:
                     self._set_lr(state.step)
-            with _autocast(self.device, self.precision):
+            if fp32:
                 out = model(xb)
-                loss = self.loss_fn(out, yb)
-                if self.penalty:
+                loss = loss_fn(out, yb)
+                if penalty:
                     loss = loss + self._penalty(len(xb))
+            else:
+                with _autocast(self.device, self.precision):
+                    out = model(xb)
+                    loss = loss_fn(out, yb)
+                    if penalty:
+                        loss = loss + self._penalty(len(xb))
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 zero_grad()  # also drops a partial accumulation
@@ -345,8 +366,8 @@ class Trainer:
                 history.skipped_steps += 1
                 continue
             scaled = loss / k if k > 1 else loss
-            if self._scaler is not None:
-                self._scaler.scale(scaled).backward()
+            if scaler is not None:
+                scaler.scale(scaled).backward()
             else:
                 scaled.backward()
             micro, micro_loss = micro + 1, micro_loss + loss_value
@@ -357,34 +378,35 @@ class Trainer:
                 continue
             update_loss = micro_loss / k
             micro, micro_loss = 0, 0.0
-            grads = [p.grad for p in params if p.grad is not None]
-            if self._scaler is not None:
-                self._scaler.unscale_(opt)
-            if self.track_grad_norm and grads:
-                norms.append(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+            if scaler is not None:
+                scaler.unscale_(opt)
+            if track_norm:
+                grads = [p.grad for p in params if p.grad is not None]
+                if grads:
+                    norms.append(torch.linalg.vector_norm(torch.stack(
+                        torch._foreach_norm(grads))))
             for cb in callbacks:
                 cb.on_before_update(state)
-            if self.clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
-            if self.clip_grad_value is not None:
-                torch.nn.utils.clip_grad_value_(params, self.clip_grad_value)
-            if self._scaler is not None:
-                self._scaler.step(opt)
-                self._scaler.update()
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip_norm)
+            if clip_value is not None:
+                torch.nn.utils.clip_grad_value_(params, clip_value)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
             else:
                 step()
             zero_grad()
             state.step += 1
             losses.append(update_loss)
-            lrs.append(float(opt.param_groups[0]["lr"]))
+            lrs.append(float(first_group["lr"]))
             if callbacks:
                 state.logs = {"loss": update_loss, "lr": lrs[-1],
                               "grad_norm": float(norms[-1]) if norms else math.nan}
                 for cb in callbacks:
                     cb.on_step_end(state)
-            if self.schedule is not None and _is_torch_scheduler(self.schedule) and \
-                    self.schedule_unit == "step":
-                self.schedule.step()
+            if torch_sched is not None and set_lr_each_step:
+                torch_sched.step()
             if bar is not None:
                 bar.step(update_loss)
             if (state.max_steps is not None and state.step >= state.max_steps) or state.stop:

@@ -470,8 +470,13 @@ def _differing_settings(settings: list[dict[str, Any]]) -> list[str]:
 
 
 def _settings_text(settings: dict[str, Any], keys: list[str]) -> str:
+    """The settings that set this configuration apart (keys another configuration sets but this
+    one leaves at its default are not shown)."""
     flat = _flatten(settings)
-    return ", ".join(f"{k}={_short(flat.get(k))}" for k in keys)
+    if "batch_size" in flat and flat["batch_size"] is None:
+        flat["batch_size"] = "full"  # batch gradient descent: worth saying, not a default
+    shown = [k for k in keys if flat.get(k) is not None and flat.get(k) not in ({}, [])]
+    return ", ".join(f"{k}={_short(flat[k])}" for k in shown)
 
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -10,6 +10,7 @@ the work without running anything twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -300,6 +301,8 @@ def run_study(spec: StudySpec, db_path: str | os.PathLike[str], *, workers: int 
             p.join()
     with Store(db_path) as store:
         counts = _counts(store, study_id, keys)
+    with contextlib.suppress(OSError):  # no trial left mid-way: the checkpoint folder goes too
+        ckpt_root_for(db_path).rmdir()
     if on_poll is not None:
         on_poll(counts)
     return Outcome(study_id, spec.name, counts, ran)

@@ -83,11 +83,14 @@ def to_base64(fig: Figure | bytes, *, dpi: int = _DPI) -> str:
 
 def colors(labels: Sequence[str]) -> dict[str, str]:
     """``style.color(label)`` for each label; a label whose colour another label already took
-    (two names hashing alike) gets the next unused colour, so lines stay distinguishable."""
+    (two names hashing alike) gets the next unused colour, so lines stay distinguishable.
+
+    Collisions are resolved in sorted label order, so the same labels get the same colours in
+    every plot, whatever order each plot lists them in."""
     out: dict[str, str] = {}
     used: set[str] = set()
-    spare = [*style._EXTRA, *style.OPTIMIZER_COLORS.values()]
-    for label in labels:
+    spare = [*style.EXTRA_COLORS, *style.OPTIMIZER_COLORS.values()]
+    for label in sorted(labels):
         c = style.color(label)
         if c in used:
             c = next((s for s in spare if s not in used), c)

@@ -17,11 +17,11 @@ import matplotlib.pyplot as plt
 
 #: fixed colours (Okabe–Ito and Tableau hues, readable for colour-blind viewers)
 OPTIMIZER_COLORS: dict[str, str] = {
-    "gd": "#4d4d4d", "sgd": "#4d4d4d", "momentum": "#0072b2", "nesterov": "#56b4e9",
+    "gd": "#a0a0a0", "sgd": "#3a3a3a", "momentum": "#0072b2", "nesterov": "#56b4e9",
     "adagrad": "#009e73", "rmsprop": "#cc79a7", "adam": "#e69f00", "amsgrad": "#8c564b",
     "adamw": "#d55e00", "nadam": "#7f3c8d", "adamax": "#bcbd22", "lion": "#17becf",
 }
-_EXTRA = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+EXTRA_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf"]
 
 
@@ -31,7 +31,7 @@ def color(name: str) -> str:
     if key in OPTIMIZER_COLORS:
         return OPTIMIZER_COLORS[key]
     digest = int(hashlib.sha1(name.encode()).hexdigest(), 16)
-    return _EXTRA[digest % len(_EXTRA)]
+    return EXTRA_COLORS[digest % len(EXTRA_COLORS)]
 
 
 def apply() -> None:

@@ -153,6 +153,6 @@ def write_report_if_possible(db: str, study: str, out: str | None) -> Path | Non
     """Write the HTML report unless disabled; None when there is no report to write."""
     if not out:
         return None
-    from optimlab.lab.report import write_report
+    from optimlab.viz.report import write_report
 
     return write_report(db, study=study, out=out)

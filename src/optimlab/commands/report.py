@@ -9,13 +9,14 @@ ORDER = 30
 
 
 def run(args: argparse.Namespace) -> int:
-    from optimlab.lab.report import write_report
+    from optimlab.viz.report import write_report
 
     db = Path(args.db)
     if not db.is_file():
         raise FileNotFoundError(f"no store at {db}; give the .db file a study wrote (optimlab "
                                 "compare or optimlab run SPEC)")
-    path = write_report(db, args.study, out=args.output, png_dir=args.png, smooth=args.smooth)
+    path = write_report(db, args.study, out=args.output, png_dir=args.png, smooth=args.smooth,
+                        landscape=args.landscape)
     print(path)
     return 0
 
@@ -37,4 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also write each plot as a PNG into DIR")
     p.add_argument("--smooth", metavar="BETA", type=float, default=None,
                    help="smooth curves with an EWA of this β in [0, 1), e.g. 0.6")
+    p.add_argument("--landscape", action="store_true",
+                   help="add the loss landscape of the top-ranked configuration (trains one "
+                        "trial again from the store)")
     p.set_defaults(func=run)

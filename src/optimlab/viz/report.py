@@ -81,18 +81,20 @@ class Report:
 def write_report(db_path: str | os.PathLike[str], study: str | None = None,
                  out: str | os.PathLike[str] = "report.html",
                  png_dir: str | os.PathLike[str] | None = None,
-                 smooth: float | None = None) -> Path:
+                 smooth: float | None = None, landscape: bool = False) -> Path:
     """Write the report of ``study`` (the latest when None) of the store ``db_path`` to
     ``out``, one self-contained HTML file; also each plot as ``<png_dir>/<key>.png`` when
     ``png_dir`` is given. ``smooth`` (an EWA β in [0, 1)) smooths the learning curves and
-    gradient norms. Returns the path written.
+    gradient norms; ``landscape`` adds the loss landscape of the top-ranked configuration (it
+    trains one trial again: seconds for small models). Returns the path written.
 
     Raises :class:`optimlab.lab.store.StoreError` (a ValueError) for a missing or unusable
     store or an unknown study, ValueError for a bad ``smooth``.
     """
     _check_smooth(smooth)
     with Store(db_path, create=False) as store:
-        report = render_report(store, study, smooth=smooth, source=Path(db_path).name)
+        report = render_report(store, study, smooth=smooth, source=Path(db_path).name,
+                               landscape=landscape)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -107,8 +109,13 @@ def write_report(db_path: str | os.PathLike[str], study: str | None = None,
 
 
 def render_report(store: Store, study: str | None = None, *, smooth: float | None = None,
-                  band: str = "minmax", source: str = "") -> Report:
-    """Analyse ``study`` of ``store`` and render the HTML (returned, not written)."""
+                  band: str = "minmax", source: str = "", landscape: bool = False) -> Report:
+    """Analyse ``study`` of ``store`` and render the HTML (returned, not written).
+
+    With ``landscape`` the report adds the loss landscape of the top-ranked configuration's
+    first finished seed: the trial is trained again from the store (same weights on the CPU,
+    checked against the stored final metric) and drawn by :mod:`optimlab.viz.landscape`.
+    """
     from optimlab.viz import curves as plots
 
     _check_smooth(smooth)
@@ -161,8 +168,13 @@ def render_report(store: Store, study: str | None = None, *, smooth: float | Non
         "Gradient norm over steps",
         plots.grad_norms(per_config, band=band, smooth=smooth))  # type: ignore[arg-type]
 
+    landscape_note = ""
+    if landscape and a.ranking:
+        landscape_note = _add_landscape(store, a, figs)
+
     context = _context(a, percent=percent, target_text=target_text, source=source,
                        smooth=smooth)
+    context["landscape_note"] = landscape_note
     context["plots"] = {p.key: p for p in figs}
     context["script"] = Markup(_SCRIPT)
     digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
@@ -172,13 +184,50 @@ def render_report(store: Store, study: str | None = None, *, smooth: float | Non
     return Report(html=html, plots=figs, analysis=a)
 
 
+def _add_landscape(store: Store, a: Any, figs: list[Plot]) -> str:
+    """Landscape plots of the best configuration's first finished seed; returns a note."""
+    import tempfile
+
+    from optimlab.lab.store import FINISHED
+    from optimlab.viz.landscape import landscape_report
+
+    best = a.config(a.ranking[0].label)
+    seeds = [r.seed for r in best.trials if r.status in FINISHED]
+    if not seeds:
+        return ""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = landscape_report(grid=25, out=tmp, db=store.path, study=a.study,
+                                  config=best.label, trial_seed=seeds[0])
+        nums = result.numbers
+        line = (Path(tmp) / "landscape_line.png").read_bytes()
+        sliced = (Path(tmp) / "landscape_slice.png").read_bytes()
+    same = ("its final metric equals the stored one, so these are the study's weights"
+            if nums.get("reproduces_store") else
+            "note: its final metric differs from the stored one (a different machine or thread "
+            "count changes the last digits), so these weights are a close replay, not the "
+            "study's own")
+    figs.append(Plot("landscape_line", f"Loss landscape of {best.label}: the straight line",
+                     "Training and validation loss along θ(α) = (1 − α)·θ₀ + α·θ₁ from the "
+                     "initial weights θ₀ (α = 0) to the final weights θ₁ (α = 1) (Goodfellow "
+                     "et al., 2015).", "Loss along the line from initial to final weights", line))
+    figs.append(Plot("landscape_slice", f"Loss landscape of {best.label}: 2-D slices",
+                     "Left: the training loss on the plane of the training path's two principal "
+                     "directions, with the path. Right: the loss around the final weights along "
+                     "two random filter-normalized directions (Li et al., 2018).",
+                     "Loss landscape slices with the training path", sliced))
+    return (f"The top-ranked configuration, {best.label} (seed {seeds[0]}), trained again from "
+            f"the store: {same}. Sharpness (mean loss increase at radius "
+            f"{nums.get('sharpness_radius')} along filter-normalized directions): "
+            f"{nums.get('sharpness', float('nan')):.3g}.")
+
+
 # --------------------------------------------------------------------------------------------
 # Building the context
 # --------------------------------------------------------------------------------------------
 
 
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader("optimlab.lab", "templates"), autoescape=True,
+    return Environment(loader=PackageLoader("optimlab.viz", "templates"), autoescape=True,
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                        keep_trailing_newline=True)
 

@@ -26,10 +26,10 @@ import pytest
 
 from optimlab.cli import main
 from optimlab.lab.analysis import analyze
-from optimlab.lab.report import _toml, write_report
 from optimlab.lab.runner import register_study, run_study
 from optimlab.lab.spec import parse_spec
 from optimlab.lab.store import Store, StoreError
+from optimlab.viz.report import _toml, write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 XSS = "<script>alert(1)</script>"
@@ -239,3 +239,19 @@ def test_renders_in_headless_chromium(report: tuple[Path, Path, str], tmp_path: 
     assert pixels.shape[:2] == (4000, 1280)
     assert float(np.std(pixels[:800])) > 0.05  # the top of the page is not blank
 
+
+
+def test_the_report_can_include_the_best_configurations_landscape(tmp_path) -> None:
+
+    spec = parse_spec({"name": "land", "seeds": 1, "data": {"dataset": "iris", "val": 0.2},
+                       "train": {"model": {"type": "mlp", "hidden": [8]}, "epochs": 3,
+                                 "batch_size": 16, "lr": 0.05},
+                       "axes": {"optimizer": ["sgd", "adam"]}})
+    run_study(spec, tmp_path / "s.db")
+    out = write_report(tmp_path / "s.db", out=tmp_path / "r.html", png_dir=tmp_path / "png",
+                       landscape=True)
+    html = out.read_text()
+    assert 'id="landscape"' in html and "so these are the study&#39;s weights" in html
+    assert (tmp_path / "png" / "landscape_slice.png").stat().st_size > 0
+    plain = write_report(tmp_path / "s.db", out=tmp_path / "plain.html")
+    assert 'id="landscape"' not in plain.read_text()

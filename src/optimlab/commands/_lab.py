@@ -156,3 +156,24 @@ def write_report_if_possible(db: str, study: str, out: str | None) -> Path | Non
     from optimlab.viz.report import write_report
 
     return write_report(db, study=study, out=out)
+
+
+def run_and_report(spec: StudySpec, args: Any) -> int:
+    """What ``compare`` and ``run`` do with a validated spec: run the unfinished trials, analyse,
+    write the report, print the ranking (or JSON). Exit 1 if a trial failed, else 0."""
+    from optimlab.lab.analysis import analyze
+    from optimlab.lab.store import Store
+
+    outcome = run_with_progress(spec, args.db, args.workers, quiet=args.json,
+                                threads=args.threads)
+    with Store(args.db, create=False) as store:
+        analysis = analyze(store, spec.name)
+    report = write_report_if_possible(args.db, spec.name, args.report)
+    if args.json:
+        print(summary_json(analysis, outcome, report))
+    else:
+        out = console()
+        print_results(analysis, out)
+        if report is not None:
+            out.print(f"\nreport: {report}   store: {args.db}")
+    return 1 if outcome.failed else 0

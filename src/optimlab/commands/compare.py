@@ -95,31 +95,10 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from optimlab.commands._lab import (
-        console,
-        print_results,
-        run_with_progress,
-        summary_json,
-        write_report_if_possible,
-    )
-    from optimlab.lab.analysis import analyze
+    from optimlab.commands._lab import run_and_report
     from optimlab.lab.spec import parse_spec
-    from optimlab.lab.store import Store
 
-    spec = parse_spec(build_spec(args), source="compare")
-    outcome = run_with_progress(spec, args.db, args.workers, quiet=args.json,
-                                threads=args.threads)
-    with Store(args.db, create=False) as store:
-        analysis = analyze(store, spec.name)
-    report = write_report_if_possible(args.db, spec.name, args.report)
-    if args.json:
-        print(summary_json(analysis, outcome, report))
-    else:
-        out = console()
-        print_results(analysis, out)
-        if report is not None:
-            out.print(f"\nreport: {report}   store: {args.db}")
-    return 1 if outcome.failed else 0
+    return run_and_report(parse_spec(build_spec(args), source="compare"), args)
 
 
 def add_study_flags(p: argparse.ArgumentParser) -> None:

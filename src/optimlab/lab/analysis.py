@@ -18,7 +18,7 @@ from optimlab.lab.store import FINISHED, Store, TrialRow
 
 def metric_mode(name: str) -> str:
     """"min" for losses and errors, "max" for scores."""
-    from optimlab.train.callbacks.checkpoint import monitor_mode
+    from optimlab.train.callbacks.monitoring import monitor_mode
 
     try:
         return monitor_mode(name)

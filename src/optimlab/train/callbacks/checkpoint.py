@@ -10,7 +10,6 @@ flushed to disk, and renamed over the old one: a crash leaves either the old fil
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ import torch
 
 from optimlab._checks import check_choice, check_number
 from optimlab.train.callbacks.base import Callback, State
+from optimlab.train.callbacks.monitoring import improves, monitor_mode
 from optimlab.train.history import History
 
 if TYPE_CHECKING:
@@ -26,20 +26,6 @@ if TYPE_CHECKING:
 
 FORMAT = "optimlab-checkpoint"
 VERSION = 1
-
-
-def monitor_mode(monitor: str) -> str:
-    """"min" or "max" for a logged key such as ``val_loss`` or ``val_accuracy``."""
-    name = monitor.removeprefix("ema_").removeprefix("val_").removeprefix("train_")
-    if name == "loss":
-        return "min"
-    from optimlab.train.metrics import get_metric
-
-    try:
-        return get_metric(name).mode
-    except ValueError:
-        raise ValueError(f"cannot tell whether {monitor!r} should go up or down; pass "
-                         "mode='min' or mode='max'") from None
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -151,14 +137,6 @@ class ModelCheckpoint(Callback):
     def best_path(self) -> Path:
         return self.dirpath / "best.pt"
 
-    def _improved(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best is None:
-            return True
-        mode = monitor_mode(self.monitor) if self.mode == "auto" else self.mode
-        return value < self.best if mode == "min" else value > self.best
-
     def on_epoch_end(self, state: State) -> None:
         self._best_now = False
         if self.save_best:
@@ -167,7 +145,8 @@ class ModelCheckpoint(Callback):
                                  f"have {', '.join(sorted(state.logs))}; pass validation data or "
                                  "monitor a train_ key")
             value = float(state.logs[self.monitor])
-            if self._improved(value):
+            mode = monitor_mode(self.monitor) if self.mode == "auto" else self.mode
+            if improves(value, self.best, mode):
                 self.best, self.best_epoch, self._best_now = value, state.epoch, True
 
     def on_epoch_close(self, state: State) -> None:

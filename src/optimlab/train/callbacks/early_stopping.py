@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
 from optimlab._checks import check_choice, check_number
 from optimlab.train.callbacks.base import Callback, State
-from optimlab.train.callbacks.checkpoint import monitor_mode
+from optimlab.train.callbacks.monitoring import improves, monitor_mode
 
 
 class EarlyStopping(Callback):
@@ -65,16 +64,6 @@ class EarlyStopping(Callback):
         self._ewa = beta * self._ewa + (1 - beta) * raw
         return self._ewa / (1 - beta**self._t)
 
-    def _improves(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best is None:
-            return True
-        b, d = self.best, self.min_delta
-        if self.mode == "min":
-            return value < (b - d if self.min_delta_mode == "abs" else b - abs(b) * d)
-        return value > (b + d if self.min_delta_mode == "abs" else b + abs(b) * d)
-
     def on_epoch_end(self, state: State) -> None:
         if self.monitor not in state.logs:
             raise ValueError(f"EarlyStopping monitors {self.monitor!r} but the epoch logs have "
@@ -83,7 +72,7 @@ class EarlyStopping(Callback):
         value = self._value(float(state.logs[self.monitor]))
         if state.epoch < self.start_from_epoch:
             return
-        if self._improves(value):
+        if improves(value, self.best, self.mode, self.min_delta, self.min_delta_mode):
             self.best, self.best_epoch, self.wait = value, state.epoch, 0
             if self.restore_best:
                 self._best_weights = {k: v.detach().clone()

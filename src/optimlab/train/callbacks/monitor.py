@@ -11,7 +11,7 @@ import torch
 
 from optimlab._checks import check_choice, check_number
 from optimlab.train.callbacks.base import Callback, State
-from optimlab.train.callbacks.checkpoint import monitor_mode
+from optimlab.train.callbacks.monitoring import monitor_mode
 
 
 class GradientWarning(RuntimeWarning):

@@ -10,7 +10,7 @@ import torch
 
 from optimlab._checks import check_choice, check_number
 from optimlab.train.callbacks.base import Callback, State
-from optimlab.train.callbacks.checkpoint import monitor_mode
+from optimlab.train.callbacks.monitoring import improves, monitor_mode
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +81,6 @@ class ReduceLROnPlateau(Callback):
         if self.mode == "auto":
             self.mode = monitor_mode(self.monitor)
 
-    def _improves(self, value: float) -> bool:
-        if math.isnan(value):
-            return False
-        if self.best is None:
-            return True
-        b, d = self.best, self.min_delta
-        if self.mode == "min":
-            return value < (b - d if self.min_delta_mode == "abs" else b - abs(b) * d)
-        return value > (b + d if self.min_delta_mode == "abs" else b + abs(b) * d)
-
     def on_epoch_end(self, state: State) -> None:
         if self.monitor not in state.logs:
             raise ValueError(f"ReduceLROnPlateau monitors {self.monitor!r} but the epoch logs "
@@ -99,7 +89,8 @@ class ReduceLROnPlateau(Callback):
         if self.mode == "auto":  # driven without on_fit_start
             self.mode = monitor_mode(self.monitor)
         value = float(state.logs[self.monitor])
-        if self._improves(value):
+        if improves(value, self.best, self.mode, self.min_delta, self.min_delta_mode,
+                    allow_inf=True):  # as torch does
             self.best, self.num_bad_epochs = value, 0
         else:
             self.num_bad_epochs += 1

@@ -289,12 +289,11 @@ def test_cli_writes_the_figures(tmp_path, capsys):
     assert nums["compare_large"]["batch_size"] == 512
 
 
-def test_cli_checkpoint_draws_only_the_slice(tmp_path, capsys):
-    from optimlab.data import holdout, load, standardize
+def test_cli_checkpoint_draws_only_the_slice(tmp_path, capsys, digits_split):
     from optimlab.train import Trainer
     from optimlab.train.callbacks import ModelCheckpoint
 
-    split, _ = standardize(holdout(load("digits"), seed=0))
+    split = digits_split
     Trainer({"type": "mlp", "hidden": [16]}, callbacks=[ModelCheckpoint(tmp_path / "ck")],
             seed=0, progress=False).fit(split.train, split.val, epochs=1)
     out = tmp_path / "figs"

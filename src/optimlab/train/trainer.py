@@ -30,7 +30,8 @@ from optimlab.data.batcher import Batcher
 from optimlab.data.dataset import Dataset
 from optimlab.models.losses import check_targets, get_loss
 from optimlab.models.penalties import l1_penalty, l2_penalty
-from optimlab.models.tasks import output_activation, task_defaults
+from optimlab.models.spec import build_model
+from optimlab.models.tasks import n_outputs, output_activation, task_defaults
 from optimlab.optim import create as create_optimizer
 from optimlab.train import metrics as M
 from optimlab.train.callbacks.base import Callback, State
@@ -148,13 +149,8 @@ class Trainer:
                              f"is {train.task!r}")
         self.task = task
         if self.model is None:
-            from optimlab.models import build_model
-
-            outputs = 1 if task in ("binary", "regression") else int(train.n_classes or 0)
-            if task == "regression" and train.y.ndim == 2:
-                outputs = int(train.y.shape[1])
-            self.model = build_model(self.model_spec, tuple(train.X.shape[1:])
-                                     if train.X.ndim > 2 else train.n_features, outputs,
+            self.model = build_model(self.model_spec, tuple(train.X.shape[1:]),
+                                     n_outputs(task, train.n_classes, tuple(train.y.shape)),
                                      task=task, seed=self.seed)
         self.model.to(self.device)
         if self.loss_fn is None:

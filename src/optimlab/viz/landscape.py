@@ -762,7 +762,7 @@ def landscape_report(dataset: str = "digits", *, grid: int = 51, span: float = 1
     The numbers include the loss at the centre and the :func:`sharpness` proxy at ``radius``.
     """
     from optimlab.data import holdout, load, standardize
-    from optimlab.models import build_model, get_loss, task_defaults
+    from optimlab.models import build_model, get_loss, n_outputs, task_defaults
 
     check_number("grid", grid, low=2, integer=True)
     check_number("span", span, low=0.0, low_open=True)
@@ -809,9 +809,9 @@ def landscape_report(dataset: str = "digits", *, grid: int = 51, span: float = 1
 
         state = read_checkpoint(checkpoint)["model"]
         spec = model if model is not None else _infer_mlp_spec(state)
-        outputs = 1 if train.task in ("binary", "regression") else int(train.n_classes or 0)
-        net = build_model(spec, tuple(train.X.shape[1:]) if train.X.ndim > 2
-                          else train.n_features, outputs, task=train.task, seed=seed)
+        net = build_model(spec, tuple(train.X.shape[1:]),
+                          n_outputs(train.task, train.n_classes, tuple(train.y.shape)),
+                          task=train.task, seed=seed)
         try:
             net.load_state_dict(state)
         except RuntimeError as err:

@@ -33,9 +33,10 @@ from optimlab.models.penalties import l1_penalty, l2_penalty
 from optimlab.models.spec import build_model
 from optimlab.models.tasks import n_outputs, output_activation, task_defaults
 from optimlab.optim import create as create_optimizer
-from optimlab.train import metrics as M
 from optimlab.train.callbacks.base import Callback, State
 from optimlab.train.history import History
+from optimlab.train.metrics import Metric, default_metrics, get_metric
+from optimlab.train.metrics import compute as compute_metrics
 
 Data = Dataset | tuple[Any, Any] | Iterable[tuple[Tensor, Tensor]]
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -89,7 +90,7 @@ class Trainer:
                  loss: str | LossFn | None = None, optimizer: Any = "adam",
                  lr: float | None = None, optimizer_kwargs: dict[str, Any] | None = None,
                  schedule: Any = None, schedule_unit: Literal["step", "epoch"] = "step",
-                 metrics: Sequence[str | M.Metric] | None = None,
+                 metrics: Sequence[str | Metric] | None = None,
                  callbacks: Sequence[Callback] = (), device: str | torch.device = "cpu",
                  seed: int = 0, task: str | None = None, clip_grad_norm: float | None = None,
                  clip_grad_value: float | None = None, accumulate: int = 1,
@@ -133,7 +134,7 @@ class Trainer:
         self.progress = progress
         self.optimizer: torch.optim.Optimizer | None = None
         self.loss_fn: LossFn | None = None
-        self.metrics: list[M.Metric] = []
+        self.metrics: list[Metric] = []
         self.history: History | None = None
         self.state: State | None = None
         self._scaler: Any = None
@@ -157,8 +158,8 @@ class Trainer:
             spec = self.loss_spec if self.loss_spec is not None else task_defaults(task)["loss"]
             self.loss_fn = get_loss(spec, task) if not callable(spec) else spec
         if not self.metrics:
-            names = self.metric_specs if self.metric_specs is not None else M.default_metrics(task)
-            self.metrics = [M.get_metric(m, task) for m in names]
+            names = self.metric_specs if self.metric_specs is not None else default_metrics(task)
+            self.metrics = [get_metric(m, task) for m in names]
             self.metrics = [m for m in self.metrics if m.scalar]
         if self.optimizer is None:
             self.optimizer = self._build_optimizer()
@@ -420,7 +421,7 @@ class Trainer:
         if losses:
             record["train_loss"] = math.fsum(losses) / len(losses)
         if outputs and history.status != "diverged":
-            record.update({f"train_{k}": v for k, v in M.compute(
+            record.update({f"train_{k}": v for k, v in compute_metrics(
                 self.metrics, torch.cat(outputs), torch.cat(targets), self.task).items()})
         if val is not None and history.status != "diverged":
             record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
@@ -493,7 +494,7 @@ class Trainer:
             loss = float(self.loss_fn(out, y))
         result = {"loss": loss}
         if math.isfinite(loss):
-            result.update(M.compute(self.metrics, out, y, self.task))
+            result.update(compute_metrics(self.metrics, out, y, self.task))
         return result
 
 

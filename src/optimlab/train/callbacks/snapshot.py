@@ -13,8 +13,9 @@ from torch import Tensor
 from optimlab._checks import check_number
 from optimlab.models.tasks import TASKS, output_activation
 from optimlab.schedules import cosine_restarts
-from optimlab.train import metrics as M
 from optimlab.train.callbacks.base import Callback, State
+from optimlab.train.metrics import Metric
+from optimlab.train.metrics import compute as compute_metrics
 
 
 class SnapshotEnsemble(Callback):
@@ -203,7 +204,7 @@ class SnapshotEnsemble(Callback):
         assert neg is not None
         return total - neg  # logit(p̄) = log p̄ − log(1 − p̄); the 1/M cancels
 
-    def evaluate(self, data: Any, *, metrics: Sequence[str | M.Metric] | None = None,
+    def evaluate(self, data: Any, *, metrics: Sequence[str | Metric] | None = None,
                  batch_size: int = 4096) -> dict[str, float]:
         """Loss and metrics of the ensemble on ``data`` (the Trainer's loss and metrics, unless
         ``metrics`` is given): ``{"loss": …, "accuracy": …}``."""
@@ -218,5 +219,5 @@ class SnapshotEnsemble(Callback):
             result["loss"] = float(trainer.loss_fn(scores, y))
         chosen = list(metrics) if metrics is not None else list(trainer.metrics)
         if chosen and math.isfinite(result.get("loss", 0.0)):
-            result.update(M.compute(chosen, scores, y, trainer.task))
+            result.update(compute_metrics(chosen, scores, y, trainer.task))
         return result

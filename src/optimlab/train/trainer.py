@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from torch.optim.lr_scheduler import LRScheduler
 
 from optimlab._checks import check_choice, check_number
 from optimlab.data.batcher import Batcher
@@ -245,7 +246,8 @@ class Trainer:
         self.state = State(trainer=self, model=self.model, optimizer=self.optimizer,
                            history=self.history, max_epochs=epochs, max_steps=max_steps,
                            steps_per_epoch=updates_per_epoch, train_data=train_ds,
-                           val_data=val_ds)
+                           val_data=val_ds, scheduler=self.schedule
+                           if isinstance(self.schedule, LRScheduler) else None)
         if len(self._base_lrs) != len(self.optimizer.param_groups):  # first fit: as configured
             self._base_lrs = [float(g.get("initial_lr", g["lr"]))
                               for g in self.optimizer.param_groups]
@@ -279,7 +281,7 @@ class Trainer:
         """lr of each group = schedule(t) (scaled by the group's share of the first group's
         base lr) × the callbacks' factor; without a schedule, base lr × factor."""
         assert self.optimizer is not None and self.state is not None
-        if _is_torch_scheduler(self.schedule):
+        if self.state.scheduler is not None:
             return  # the torch scheduler owns the learning rate
         if self.schedule is None and self.state.lr_override is None and \
                 self._lr_factor_set == self.state.lr_factor:
@@ -316,7 +318,7 @@ class Trainer:
         outputs: list[Tensor] = []
         targets: list[Tensor] = []
         params = [p for g in opt.param_groups for p in g["params"]]
-        step = _fast_step(opt) if not _is_torch_scheduler(self.schedule) else opt.step
+        step = _fast_step(opt) if state.scheduler is None else opt.step
 
         def zero_grad() -> None:  # what zero_grad(set_to_none=True) does, minus its profiler
             for p in params:
@@ -330,7 +332,7 @@ class Trainer:
             self._scaler
         track_norm, clip_norm, clip_value = self.track_grad_norm, self.clip_grad_norm, \
             self.clip_grad_value
-        torch_sched = self.schedule if _is_torch_scheduler(self.schedule) else None
+        torch_sched = state.scheduler
         set_lr_each_step = self.schedule_unit == "step"
         fp32 = self.precision == "fp32"
         first_group = opt.param_groups[0]
@@ -414,9 +416,8 @@ class Trainer:
         if micro:
             zero_grad()  # fewer than k micro-batches left: dropped, not applied at a wrong scale
         self._record_steps(epoch, losses, norms, lrs)
-        if self.schedule is not None and _is_torch_scheduler(self.schedule) and \
-                self.schedule_unit == "epoch":
-            self.schedule.step()
+        if torch_sched is not None and not set_lr_each_step:
+            torch_sched.step()
         record: dict[str, float] = {"epoch": float(epoch)}
         if losses:
             record["train_loss"] = math.fsum(losses) / len(losses)
@@ -535,10 +536,6 @@ def _fast_step(opt: torch.optim.Optimizer) -> Callable[[], Any]:
     if raw is None or any(h is None or len(h) for h in hooks):
         return opt.step
     return lambda: raw(opt)
-
-
-def _is_torch_scheduler(obj: Any) -> bool:
-    return isinstance(obj, torch.optim.lr_scheduler.LRScheduler)
 
 
 @contextlib.contextmanager

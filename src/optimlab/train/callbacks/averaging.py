@@ -26,11 +26,6 @@ def _check_bool(name: str, value: Any) -> None:
         raise ValueError(f"{name}={value!r} is not allowed; choose True or False")
 
 
-def _uses_torch_scheduler(state: State) -> bool:
-    return isinstance(getattr(state.trainer, "schedule", None),
-                      torch.optim.lr_scheduler.LRScheduler)
-
-
 def _batch_norms(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
@@ -136,7 +131,7 @@ class SWA(Callback):
         return int(self._averaged.n_averaged) if self._averaged is not None else 0
 
     def on_fit_start(self, state: State) -> None:
-        if self.swa_lr is not None and _uses_torch_scheduler(state):
+        if self.swa_lr is not None and state.scheduler is not None:
             raise ValueError("SWA(swa_lr=...) sets the learning rate itself, but a "
                              "torch.optim.lr_scheduler owns it in this Trainer; use an optimlab "
                              "schedule, or swa_lr=None to average only")

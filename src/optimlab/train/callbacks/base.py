@@ -20,7 +20,7 @@ accumulation and AMP unscaling, before clipping and ``optimizer.step()``).
 A callback reads the state (model, optimizer, step, epoch, ``logs``) and may ask the loop to
 stop (:meth:`State.request_stop`), scale the learning rate (``State.lr_factor``) or replace it
 (``State.lr_override``, read after ``on_step_start``; a torch ``LRScheduler`` given to the
-Trainer owns the learning rate, and then neither applies); callbacks
+Trainer — ``State.scheduler`` — owns the learning rate, and then neither applies); callbacks
 never reach into each other. A callback with state that must survive a resume implements
 ``state_dict``/``load_state_dict`` (plain numbers, strings, lists, dicts and tensors only).
 """
@@ -67,6 +67,9 @@ class State:
     stop: bool = False
     #: True when this fit continues from a checkpoint (callbacks restore rather than reset)
     resumed: bool = False
+    #: the torch ``LRScheduler`` given to the Trainer, which then owns the learning rate
+    #: (``lr_factor`` and ``lr_override`` do not apply); None with an optimlab schedule or none
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
 
     def request_stop(self, reason: str, status: Status = "early_stopped") -> None:
         """End training after the current step or epoch, recording why."""

@@ -86,8 +86,7 @@ class SnapshotEnsemble(Callback):
         return self._cycle_steps
 
     def on_fit_start(self, state: State) -> None:
-        if isinstance(getattr(state.trainer, "schedule", None),
-                      torch.optim.lr_scheduler.LRScheduler):
+        if state.scheduler is not None:
             raise ValueError("SnapshotEnsemble sets the learning rate itself, but a "
                              "torch.optim.lr_scheduler owns it in this Trainer; drop the "
                              "scheduler")

@@ -48,7 +48,7 @@ class Script(Callback):
 def fake_state(lr: float = 0.5) -> State:
     model = nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
-    return State(trainer=None, model=model, optimizer=opt, history=History())  # type: ignore
+    return State(model=model, optimizer=opt, history=History())
 
 
 # ---------------------------------------------------------------- ReduceLROnPlateau

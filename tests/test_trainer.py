@@ -297,6 +297,43 @@ def test_progress_is_quiet_when_output_is_not_a_terminal(mlp, capsys, digits_spl
     assert captured.out == "" and captured.err == ""
 
 
+def test_state_dict_resumes_a_fit_exactly(mlp, digits_split) -> None:
+    train, val = digits_split.train.subset(range(256)), digits_split.val
+
+    def trainer() -> Trainer:
+        return Trainer(mlp(dropout=0.2), optimizer="adam", lr=3e-3, schedule=cosine(3e-3, 60),
+                       metrics=["accuracy"], callbacks=[EarlyStopping("val_loss", patience=50)])
+
+    straight = trainer()
+    full = straight.fit(train, val, epochs=5, batch_size=32)
+    first = trainer()
+    first.fit(train, val, epochs=3, batch_size=32)
+    saved = first.state_dict()
+    assert saved["epoch"] == 2 and len(saved["history"]["epochs"]) == 3
+    resumed = trainer()
+    history = resumed.fit(train, val, epochs=5, batch_size=32, resume=saved)
+    assert _strip_times(history) == _strip_times(full)
+    assert torch.equal(weights(resumed.model), weights(straight.model))
+    with pytest.raises(ValueError, match="call fit"):
+        trainer().state_dict()
+    with pytest.raises(ValueError, match="same callbacks"):
+        Trainer(mlp(), optimizer="adam").fit(train, epochs=4, resume=saved)
+
+
+def test_optimizer_step_hooks_run_and_the_update_is_the_same(mlp, digits_split) -> None:
+    train = digits_split.train.subset(range(128))
+    plain = Trainer(mlp(), optimizer="momentum", lr=0.05)
+    plain.fit(train, epochs=2, batch_size=32)
+    hooked = Trainer(mlp(), optimizer="momentum", lr=0.05)
+    calls: list[int] = []
+    hooked._setup(train)
+    assert hooked.optimizer is not None
+    hooked.optimizer.register_step_post_hook(lambda opt, args, kwargs: calls.append(1))
+    hooked.fit(train, epochs=2, batch_size=32)
+    assert len(calls) == 8
+    assert torch.equal(weights(hooked.model), weights(plain.model))
+
+
 def test_l2_penalty_is_added_to_the_loss_in_the_notes_form(mlp) -> None:
     X, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
     model = mlp(3, 4, 2)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import torch
@@ -35,11 +36,12 @@ from optimlab.models.spec import build_model
 from optimlab.models.tasks import n_outputs, output_activation, task_defaults
 from optimlab.optim import create as create_optimizer
 from optimlab.train.callbacks.base import Callback, State
+from optimlab.train.callbacks.checkpoint import read_checkpoint
 from optimlab.train.history import History
+from optimlab.train.inputs import Data, as_dataset
 from optimlab.train.metrics import Metric, default_metrics, get_metric
 from optimlab.train.metrics import compute as compute_metrics
 
-Data = Dataset | tuple[Any, Any] | Iterable[tuple[Tensor, Tensor]]
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -141,6 +143,7 @@ class Trainer:
         self._scaler: Any = None
         self._base_lrs: list[float] = []
         self._lr_factor_set: float | None = None  # factor last written with no schedule
+        self._rng_after_fit: dict[str, Any] | None = None  # None while fit runs
 
     # ------------------------------------------------------------------ setup
     def _setup(self, train: Dataset) -> None:
@@ -216,13 +219,14 @@ class Trainer:
     # ------------------------------------------------------------------ fit
     def fit(self, train: Data, val: Data | None = None, *, epochs: int | None = None,
             max_steps: int | None = None, batch_size: int | None = 32, shuffle: bool = True,
-            drop_last: bool = False, resume: str | None = None) -> History:
+            drop_last: bool = False,
+            resume: str | os.PathLike[str] | dict[str, Any] | None = None) -> History:
         """Train; return the :class:`History`. Give ``epochs``, ``max_steps`` or both.
 
         ``batch_size=None`` is batch gradient descent (one update per epoch), ``1`` stochastic,
-        ``n`` mini-batch. ``resume`` is a checkpoint file written by ``ModelCheckpoint``: the run
-        continues exactly where that one stopped (model, optimizer, schedule position, RNG
-        states, epoch, history, callback state).
+        ``n`` mini-batch. ``resume`` is a checkpoint file written by ``ModelCheckpoint`` (or a
+        :meth:`state_dict`): the run continues exactly where that one stopped (model,
+        optimizer, schedule position, RNG states, epoch, history, callback state).
         """
         if epochs is None and max_steps is None:
             raise ValueError("give epochs=… or max_steps=… (or both) to say how long to train")
@@ -243,40 +247,104 @@ class Trainer:
         updates_per_epoch = max(1, len(batcher) // self.accumulate)
         if epochs is None:
             epochs = math.ceil(max_steps / updates_per_epoch)  # type: ignore[operator]
-        self.state = State(trainer=self, model=self.model, optimizer=self.optimizer,
-                           history=self.history, max_epochs=epochs, max_steps=max_steps,
-                           steps_per_epoch=updates_per_epoch, train_data=train_ds,
-                           val_data=val_ds, scheduler=self.schedule
-                           if isinstance(self.schedule, LRScheduler) else None)
+        scheduler = self.schedule if isinstance(self.schedule, LRScheduler) else None
+        self.state = state = State(
+            model=self.model, optimizer=self.optimizer, history=self.history, max_epochs=epochs,
+            max_steps=max_steps, steps_per_epoch=updates_per_epoch, train_data=train_ds,
+            val_data=val_ds, scheduler=scheduler, task=self.task, device=self.device,
+            evaluate=self.evaluate, score=self.score, trainer_state_dict=self.state_dict)
         if len(self._base_lrs) != len(self.optimizer.param_groups):  # first fit: as configured
             self._base_lrs = [float(g.get("initial_lr", g["lr"]))
                               for g in self.optimizer.param_groups]
-        self.state.base_lrs = self._base_lrs
+        state.base_lrs = self._base_lrs
         self._lr_factor_set = None
+        self._rng_after_fit = None
         with _forked_rng(self.device), _deterministic(self.deterministic):
             torch.manual_seed(self.seed)
             start_epoch = 0
             if resume is not None:
-                from optimlab.train.callbacks.checkpoint import load_checkpoint
+                self.load_state_dict(resume if isinstance(resume, dict)
+                                     else read_checkpoint(resume, self.device))
+                start_epoch = state.epoch + 1
+                state.resumed = True
+                if state.history.status == "completed":  # a finished fit (a state_dict taken
+                    state.history.status, state.history.reason = "running", ""  # after it) goes on
+                elif state.history.status != "running":  # it had ended (early stop): stay ended
+                    state.stop = True
+            try:
+                for cb in self.callbacks:
+                    cb.on_fit_start(state)
+                with _progress(self.progress, epochs - start_epoch) as bar:
+                    for epoch in range(start_epoch, epochs):
+                        if state.stop:
+                            break
+                        self._run_epoch(epoch, batcher, train_ds, val_ds, bar)
+                if state.history.status == "running":
+                    state.history.status = "completed"
+                for cb in self.callbacks:
+                    cb.on_fit_end(state)
+            finally:
+                self._rng_after_fit = _rng_state()  # state_dict() after fit: the fit's RNG
+        return state.history
 
-                start_epoch, self._base_lrs = load_checkpoint(self, resume)
-                self.state.base_lrs = self._base_lrs
-                self.state.resumed = True
-                if self.history.status != "running":  # it had ended (early stop): stay ended
-                    self.state.stop = True
-            for cb in self.callbacks:
-                cb.on_fit_start(self.state)
-            with _progress(self.progress, epochs - start_epoch) as bar:
-                for epoch in range(start_epoch, epochs):
-                    if self.state.stop:
-                        break
-                    self._run_epoch(epoch, batcher, train_ds, val_ds, bar)
-            if self.history.status == "running":
-                self.history.status = "completed"
-            for cb in self.callbacks:
-                cb.on_fit_end(self.state)
-        return self.history
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume after the epoch just finished: model and optimizer state
+        dicts, step, epoch, learning-rate factor, seconds so far, base learning rates, a torch
+        LR scheduler's and grad scaler's state, the history, the RNG states and each callback's
+        state — tensors, numbers, strings, lists and dicts only (``torch.load(weights_only=
+        True)`` reads it back). ``ModelCheckpoint`` writes it to disk."""
+        state = self.state
+        if state is None or self.model is None or self.optimizer is None:
+            raise ValueError("the Trainer has no state yet: call fit() first")
+        return {
+            "epoch": state.epoch, "step": state.step, "lr_factor": state.lr_factor,
+            "elapsed": state.elapsed,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "base_lrs": list(self._base_lrs),
+            "torch_scheduler": state.scheduler.state_dict() if state.scheduler is not None
+            else None,
+            "scaler": self._scaler.state_dict() if self._scaler is not None else None,
+            "history": state.history.to_dict(),
+            "rng": self._rng_after_fit or _rng_state(),
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+        }
 
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (or a checkpoint read by
+        ``read_checkpoint``). ``fit(resume=…)`` calls it and goes on from the next epoch; called
+        between fits it needs the model and optimizer of an earlier fit, and the next ``fit``
+        starts again from epoch 0 with the restored weights and optimizer state."""
+        state = self.state
+        if state is None or self.model is None or self.optimizer is None:
+            raise ValueError("the Trainer builds its model and optimizer at the first fit: "
+                             "resume with fit(..., resume=…)")
+        if len(data["callbacks"]) != len(self.callbacks):
+            raise ValueError(f"the checkpoint was written with {len(data['callbacks'])} "
+                             f"callbacks but this Trainer has {len(self.callbacks)}; resume with "
+                             "the same callbacks")
+        if data["torch_scheduler"] is not None and state.scheduler is None:
+            raise ValueError("the checkpoint holds a torch LR scheduler's state but this Trainer "
+                             "has no torch scheduler; resume with the same schedule")
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        if data["torch_scheduler"] is not None and state.scheduler is not None:
+            state.scheduler.load_state_dict(data["torch_scheduler"])
+        if data["scaler"] is not None and self._scaler is not None:
+            self._scaler.load_state_dict(data["scaler"])
+        self.history = state.history = History.from_dict(data["history"])
+        state.step, state.epoch = int(data["step"]), int(data["epoch"])
+        state.lr_factor, state.elapsed = float(data["lr_factor"]), float(data["elapsed"])
+        torch.set_rng_state(data["rng"]["torch"].cpu())
+        if data["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in data["rng"]["cuda"]])
+        for cb, cb_state in zip(self.callbacks, data["callbacks"], strict=True):
+            cb.load_state_dict(cb_state)
+        self._base_lrs = [float(v) for v in data["base_lrs"]]
+        state.base_lrs = self._base_lrs
+
+    # ------------------------------------------------------------------ one epoch
     def _set_lr(self, t: int) -> None:
         """lr of each group = schedule(t) (scaled by the group's share of the first group's
         base lr) × the callbacks' factor; without a schedule, base lr × factor."""
@@ -490,33 +558,22 @@ class Trainer:
         if self.model is None or self.loss_fn is None:
             raise ValueError("the model is not built yet: call fit() first")
         out = self.predict(ds, batch_size=batch_size)
-        y = ds.y.to(out.device)
+        return self.score(out, ds.y)
+
+    def score(self, outputs: Tensor, targets: Tensor,
+              metrics: Sequence[str | Metric] | None = None) -> dict[str, float]:
+        """The loss and metrics (this Trainer's, or ``metrics``) of ``outputs`` against
+        ``targets``: ``{"loss": …, "accuracy": …}``; no metrics when the loss is not finite."""
+        if self.loss_fn is None:
+            raise ValueError("the loss is not set up yet: call fit() first")
+        y = targets.to(outputs.device)
         with torch.no_grad():
-            loss = float(self.loss_fn(out, y))
+            loss = float(self.loss_fn(outputs, y))
         result = {"loss": loss}
-        if math.isfinite(loss):
-            result.update(compute_metrics(self.metrics, out, y, self.task))
+        chosen = self.metrics if metrics is None else list(metrics)
+        if chosen and math.isfinite(loss):
+            result.update(compute_metrics(chosen, outputs, y, self.task))
         return result
-
-
-def as_dataset(data: Data, label: str) -> Dataset:
-    """Accept a Dataset, a pair ``(X, y)`` of tensors/arrays, or an iterable of batches."""
-    if isinstance(data, Dataset):
-        return data
-    if isinstance(data, tuple) and len(data) == 2:
-        return Dataset.from_arrays(data[0], data[1], name=label)
-    if isinstance(data, Iterable):
-        xs, ys = [], []
-        for batch in data:
-            if not (isinstance(batch, list | tuple) and len(batch) == 2):
-                raise ValueError(f"{label}: batches must be (x, y) pairs; got {type(batch)}")
-            xs.append(torch.as_tensor(batch[0]))
-            ys.append(torch.as_tensor(batch[1]))
-        if not xs:
-            raise ValueError(f"{label}: the iterable gave no batches")
-        return Dataset.from_arrays(torch.cat(xs), torch.cat(ys), name=label)
-    raise ValueError(f"{label}: expected an optimlab Dataset, an (X, y) pair or an iterable of "
-                     f"(x, y) batches; got {type(data).__name__}")
 
 
 def _fast_step(opt: torch.optim.Optimizer) -> Callable[[], Any]:
@@ -536,6 +593,11 @@ def _fast_step(opt: torch.optim.Optimizer) -> Callable[[], Any]:
     if raw is None or any(h is None or len(h) for h in hooks):
         return opt.step
     return lambda: raw(opt)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 @contextlib.contextmanager
@@ -559,6 +621,7 @@ def _deterministic(enabled: bool) -> Iterator[None]:
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """Autocast to bf16/fp16 on ``device``; in fp32 a context that does nothing."""
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -610,3 +673,6 @@ def _progress(enabled: bool | None, epochs: int) -> Iterator[_Bar | None]:
         return
     with _Bar(epochs) as bar:
         yield bar
+
+
+__all__ = ["Data", "Trainer", "as_dataset"]

@@ -722,7 +722,8 @@ class _StopAtTrainLoss(Callback):
         self.target = target
 
     def on_epoch_end(self, state: State) -> None:
-        loss = state.trainer.evaluate(state.train_data)["loss"]
+        assert state.evaluate is not None
+        loss = state.evaluate(state.train_data)["loss"]
         if loss <= self.target:
             state.request_stop(f"training loss {loss:.4g} reached {self.target:.4g}")
 

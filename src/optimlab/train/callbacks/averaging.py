@@ -188,7 +188,7 @@ class SWA(Callback):
             p.copy_(q)
         if self.update_bn and _batch_norms(model) and state.train_data is not None:
             recompute_bn(model, state.train_data.X, batch_size=self.bn_batch_size,
-                         device=getattr(state.trainer, "device", None))
+                         device=state.device)
             for b, c in zip(module.buffers(), model.buffers(), strict=True):
                 b.copy_(c)
 
@@ -225,7 +225,7 @@ class EMA(Callback):
     The average covers every floating-point entry of the model's ``state_dict`` — parameters
     and batch-norm running statistics alike; integer buffers (``num_batches_tracked``) are left
     alone. With ``evaluate`` and validation data, at each epoch end the averaged weights are
-    swapped in, evaluated with ``trainer.evaluate``, and swapped back; ``ema_val_loss`` and
+    swapped in, evaluated with the Trainer's ``evaluate``, and swapped back; ``ema_val_loss`` and
     ``ema_val_<metric>`` go into ``state.logs`` and the epoch's history record, so callbacks
     *after* this one can monitor them (``EarlyStopping("ema_val_loss", mode="min")``). With
     ``apply_at_end`` the model keeps the averaged weights when ``fit`` ends. Over n updates the
@@ -307,11 +307,12 @@ class EMA(Callback):
         return out
 
     def on_epoch_end(self, state: State) -> None:
-        if not self.evaluate or state.val_data is None or self._avg is None:
+        if not self.evaluate or state.val_data is None or self._avg is None or \
+                state.evaluate is None:
             return
         was_training = state.model.training
         with self.averaged():
-            result = state.trainer.evaluate(state.val_data)
+            result = state.evaluate(state.val_data)
         state.model.train(was_training)
         record = {f"ema_val_{k}": float(v) for k, v in result.items()}
         state.logs.update(record)

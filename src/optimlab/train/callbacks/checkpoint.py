@@ -1,28 +1,26 @@
 """ModelCheckpoint: save the best and the last state, atomically, and resume exactly from it.
 
-A checkpoint holds everything the loop needs to go on as if it had never stopped: the model and
-optimizer state dicts, the step and epoch, the history, the random-number states, the LR factor,
-a torch LR scheduler's or grad scaler's state, and each callback's state. It contains only
-tensors, numbers, strings, lists and dicts, so it is read with ``torch.load(weights_only=True)``
-— never by unpickling arbitrary objects. It is written to a temporary file in the same folder,
-flushed to disk, and renamed over the old one: a crash leaves either the old file or the new one.
+A checkpoint holds everything the loop needs to go on as if it had never stopped —
+``Trainer.state_dict()``: the model and optimizer state dicts, the step and epoch, the history,
+the random-number states, the LR factor, a torch LR scheduler's or grad scaler's state, and each
+callback's state — under a format marker; ``Trainer.fit(resume=path)`` reads it back. It
+contains only tensors, numbers, strings, lists and dicts, so it is read with
+``torch.load(weights_only=True)`` — never by unpickling arbitrary objects. It is written to a
+temporary file in the same folder, flushed to disk, and renamed over the old one: a crash leaves
+either the old file or the new one.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from optimlab._checks import check_choice, check_number
 from optimlab.train.callbacks.base import Callback, State
 from optimlab.train.callbacks.monitoring import improves, monitor_mode
-from optimlab.train.history import History
-
-if TYPE_CHECKING:
-    from optimlab.train.trainer import Trainer
 
 FORMAT = "optimlab-checkpoint"
 VERSION = 1
@@ -44,28 +42,6 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
             tmp.unlink()
 
 
-def checkpoint_state(trainer: Trainer) -> dict[str, Any]:
-    """Everything needed to resume ``trainer`` after the epoch it has just finished."""
-    state = trainer.state
-    assert state is not None and trainer.model is not None and trainer.optimizer is not None
-    schedule = trainer.schedule
-    return {
-        "format": FORMAT, "version": VERSION,
-        "epoch": state.epoch, "step": state.step, "lr_factor": state.lr_factor,
-        "elapsed": state.elapsed,
-        "model": trainer.model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "base_lrs": list(trainer._base_lrs),
-        "torch_scheduler": schedule.state_dict()
-        if isinstance(schedule, torch.optim.lr_scheduler.LRScheduler) else None,
-        "scaler": trainer._scaler.state_dict() if trainer._scaler is not None else None,
-        "history": state.history.to_dict(),
-        "rng": {"torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-        "callbacks": [cb.state_dict() for cb in trainer.callbacks],
-    }
-
-
 def read_checkpoint(path: str | os.PathLike[str],
                     map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint file safely (``weights_only``), with clear errors for bad files."""
@@ -80,32 +56,6 @@ def read_checkpoint(path: str | os.PathLike[str],
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path} is not an optimlab checkpoint (no '{FORMAT}' marker)")
     return data
-
-
-def load_checkpoint(trainer: Trainer, path: str | os.PathLike[str]) -> tuple[int, list[float]]:
-    """Restore ``trainer`` from ``path``; return (first epoch to run, base learning rates)."""
-    state = trainer.state
-    assert state is not None and trainer.model is not None and trainer.optimizer is not None
-    data = read_checkpoint(path, trainer.device)
-    if len(data["callbacks"]) != len(trainer.callbacks):
-        raise ValueError(f"{path} was written with {len(data['callbacks'])} callbacks but this "
-                         f"Trainer has {len(trainer.callbacks)}; resume with the same callbacks")
-    trainer.model.load_state_dict(data["model"])
-    trainer.optimizer.load_state_dict(data["optimizer"])
-    if data["torch_scheduler"] is not None:
-        trainer.schedule.load_state_dict(data["torch_scheduler"])
-    if data["scaler"] is not None and trainer._scaler is not None:
-        trainer._scaler.load_state_dict(data["scaler"])
-    history = History.from_dict(data["history"])
-    trainer.history = state.history = history
-    state.step, state.epoch = int(data["step"]), int(data["epoch"])
-    state.lr_factor, state.elapsed = float(data["lr_factor"]), float(data["elapsed"])
-    torch.set_rng_state(data["rng"]["torch"].cpu())
-    if data["rng"]["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in data["rng"]["cuda"]])
-    for cb, cb_state in zip(trainer.callbacks, data["callbacks"], strict=True):
-        cb.load_state_dict(cb_state)
-    return int(data["epoch"]) + 1, [float(v) for v in data["base_lrs"]]
 
 
 class ModelCheckpoint(Callback):
@@ -154,7 +104,8 @@ class ModelCheckpoint(Callback):
         last = self.save_last and (state.epoch + 1) % self.every == 0
         if not (last or self._best_now):
             return
-        payload = checkpoint_state(state.trainer)
+        assert state.trainer_state_dict is not None, "ModelCheckpoint runs inside Trainer.fit"
+        payload = {"format": FORMAT, "version": VERSION, **state.trainer_state_dict()}
         if last:
             atomic_save(payload, self.last_path)
         if self._best_now:

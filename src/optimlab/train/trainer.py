@@ -143,6 +143,7 @@ class Trainer:
         self._scaler: Any = None
         self._base_lrs: list[float] = []
         self._lr_factor_set: float | None = None  # factor last written with no schedule
+        self._amp: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         self._rng_after_fit: dict[str, Any] | None = None  # None while fit runs
 
     # ------------------------------------------------------------------ setup
@@ -258,6 +259,7 @@ class Trainer:
                               for g in self.optimizer.param_groups]
         state.base_lrs = self._base_lrs
         self._lr_factor_set = None
+        self._amp = _autocast(self.device, self.precision)
         self._rng_after_fit = None
         with _forked_rng(self.device), _deterministic(self.deterministic):
             torch.manual_seed(self.seed)
@@ -278,7 +280,7 @@ class Trainer:
                     for epoch in range(start_epoch, epochs):
                         if state.stop:
                             break
-                        self._run_epoch(epoch, batcher, train_ds, val_ds, bar)
+                        self._run_epoch(epoch, batcher, val_ds, self.callbacks, bar)
                 if state.history.status == "running":
                     state.history.status = "completed"
                 for cb in self.callbacks:
@@ -368,14 +370,15 @@ class Trainer:
         for g, v in zip(self.optimizer.param_groups, values, strict=True):
             g["lr"] = v * self.state.lr_factor
 
-    def _run_epoch(self, epoch: int, batcher: Batcher, train: Dataset, val: Dataset | None,
-                   bar: Any) -> None:
+    def _run_epoch(self, epoch: int, batcher: Batcher, val: Dataset | None,
+                   callbacks: list[Callback], bar: Any) -> None:
+        """The epoch's updates (k = ``accumulate`` micro-batches each), then its record."""
         assert self.model is not None and self.optimizer is not None
-        assert self.state is not None and self.history is not None and self.loss_fn is not None
+        assert self.state is not None and self.history is not None
         state, history, model, opt = self.state, self.history, self.model, self.optimizer
         state.epoch = epoch
         started = time.perf_counter()
-        for cb in self.callbacks:
+        for cb in callbacks:
             cb.on_epoch_start(state)
         model.train()
         if self.schedule_unit == "epoch":
@@ -387,43 +390,19 @@ class Trainer:
         targets: list[Tensor] = []
         params = [p for g in opt.param_groups for p in g["params"]]
         step = _fast_step(opt) if state.scheduler is None else opt.step
-
-        def zero_grad() -> None:  # what zero_grad(set_to_none=True) does, minus its profiler
-            for p in params:
-                p.grad = None
-
-        want_train_metrics = bool(self.metrics)
-        k = self.accumulate
-        micro, micro_loss = 0, 0.0  # micro-batches summed into p.grad since the last update
-        # the loop runs once per mini-batch: everything it consults is a local
-        callbacks, loss_fn, penalty, scaler = self.callbacks, self.loss_fn, self.penalty, \
-            self._scaler
-        track_norm, clip_norm, clip_value = self.track_grad_norm, self.clip_grad_norm, \
-            self.clip_grad_value
-        torch_sched = state.scheduler
+        keep_outputs, k = bool(self.metrics), self.accumulate
         set_lr_each_step = self.schedule_unit == "step"
-        fp32 = self.precision == "fp32"
-        first_group = opt.param_groups[0]
+        scheduler, first_group = state.scheduler, opt.param_groups[0]
+        micro, micro_loss = 0, 0.0  # micro-batches summed into p.grad since the last update
         for xb, yb in batcher.epoch(epoch):
             if micro == 0:
                 for cb in callbacks:
                     cb.on_step_start(state)
                 if set_lr_each_step or state.lr_override is not None:
                     self._set_lr(state.step)
-            if fp32:
-                out = model(xb)
-                loss = loss_fn(out, yb)
-                if penalty:
-                    loss = loss + self._penalty(len(xb))
-            else:
-                with _autocast(self.device, self.precision):
-                    out = model(xb)
-                    loss = loss_fn(out, yb)
-                    if penalty:
-                        loss = loss + self._penalty(len(xb))
-            loss_value = loss.item()
+            loss_value, out = self._train_step(xb, yb)
             if not math.isfinite(loss_value):
-                zero_grad()  # also drops a partial accumulation
+                _zero_grad(params)  # also drops a partial accumulation
                 micro, micro_loss = 0, 0.0
                 if self.on_nonfinite == "stop":
                     state.request_stop(f"the loss became {loss_value} at step {state.step + 1}",
@@ -432,48 +411,27 @@ class Trainer:
                     break
                 history.skipped_steps += 1
                 continue
-            scaled = loss / k if k > 1 else loss
-            if scaler is not None:
-                scaler.scale(scaled).backward()
-            else:
-                scaled.backward()
             micro, micro_loss = micro + 1, micro_loss + loss_value
-            if want_train_metrics:
+            if keep_outputs:
                 outputs.append(out.detach())
                 targets.append(yb)
             if micro < k:
                 continue
             update_loss = micro_loss / k
             micro, micro_loss = 0, 0.0
-            if scaler is not None:
-                scaler.unscale_(opt)
-            if track_norm:
-                grads = [p.grad for p in params if p.grad is not None]
-                if grads:
-                    norms.append(torch.linalg.vector_norm(torch.stack(
-                        torch._foreach_norm(grads))))
-            for cb in callbacks:
-                cb.on_before_update(state)
-            if clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(params, clip_norm)
-            if clip_value is not None:
-                torch.nn.utils.clip_grad_value_(params, clip_value)
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                step()
-            zero_grad()
+            norm = self._update(params, step, callbacks)
+            if norm is not None:
+                norms.append(norm)
             state.step += 1
             losses.append(update_loss)
             lrs.append(float(first_group["lr"]))
             if callbacks:
                 state.logs = {"loss": update_loss, "lr": lrs[-1],
-                              "grad_norm": float(norms[-1]) if norms else math.nan}
+                              "grad_norm": float(norm) if norm is not None else math.nan}
                 for cb in callbacks:
                     cb.on_step_end(state)
-            if torch_sched is not None and set_lr_each_step:
-                torch_sched.step()
+            if scheduler is not None and set_lr_each_step:
+                scheduler.step()
             if bar is not None:
                 bar.step(update_loss)
             if (state.max_steps is not None and state.step >= state.max_steps) or state.stop:
@@ -482,10 +440,11 @@ class Trainer:
                     history.reason = f"reached max_steps={state.max_steps}"
                 break
         if micro:
-            zero_grad()  # fewer than k micro-batches left: dropped, not applied at a wrong scale
+            _zero_grad(params)  # fewer than k micro-batches left: dropped, not applied at a
+            #                     wrong scale
         self._record_steps(epoch, losses, norms, lrs)
-        if torch_sched is not None and not set_lr_each_step:
-            torch_sched.step()
+        if scheduler is not None and not set_lr_each_step:
+            scheduler.step()
         record: dict[str, float] = {"epoch": float(epoch)}
         if losses:
             record["train_loss"] = math.fsum(losses) / len(losses)
@@ -502,12 +461,59 @@ class Trainer:
         history.epochs.append(record)
         state.logs = dict(record)
         if history.status != "diverged":
-            for cb in self.callbacks:
+            for cb in callbacks:
                 cb.on_epoch_end(state)
-            for cb in self.callbacks:
+            for cb in callbacks:
                 cb.on_epoch_close(state)
         if bar is not None:
             bar.epoch_done(record)
+
+    def _train_step(self, xb: Tensor, yb: Tensor) -> tuple[float, Tensor]:
+        """One micro-batch: J = loss(model(X), Y) [+ penalty], in the precision of this fit;
+        when J is finite, ∇(J/k) is added into ``p.grad`` (k = ``accumulate``; through the grad
+        scaler with fp16). Returns (J, the model's outputs)."""
+        assert self.model is not None and self.loss_fn is not None
+        with self._amp:
+            out = self.model(xb)
+            loss = self.loss_fn(out, yb)
+            if self.penalty:
+                loss = loss + self._penalty(len(xb))
+        value = loss.item()
+        if math.isfinite(value):
+            if self.accumulate > 1:
+                loss = loss / self.accumulate
+            if self._scaler is not None:
+                loss = self._scaler.scale(loss)
+            loss.backward()
+        return value, out
+
+    def _update(self, params: list[Tensor], step: Callable[[], Any],
+                callbacks: list[Callback]) -> Tensor | None:
+        """One update from the gradients in ``p.grad``: unscale (fp16), measure the global
+        gradient norm ‖g‖₂ (returned, before clipping; None when not tracked), let callbacks see
+        the gradients, clip, step, and clear the gradients."""
+        assert self.optimizer is not None and self.state is not None
+        scaler = self._scaler
+        if scaler is not None:
+            scaler.unscale_(self.optimizer)
+        norm = None
+        if self.track_grad_norm:
+            grads = [p.grad for p in params if p.grad is not None]
+            if grads:
+                norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        for cb in callbacks:
+            cb.on_before_update(self.state)
+        if self.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
+        if self.clip_grad_value is not None:
+            torch.nn.utils.clip_grad_value_(params, self.clip_grad_value)
+        if scaler is not None:
+            scaler.step(self.optimizer)
+            scaler.update()
+        else:
+            step()
+        _zero_grad(params)
+        return norm
 
     def _record_steps(self, epoch: int, losses: list[float], norms: list[Tensor],
                       lrs: list[float]) -> None:
@@ -574,6 +580,12 @@ class Trainer:
         if chosen and math.isfinite(loss):
             result.update(compute_metrics(chosen, outputs, y, self.task))
         return result
+
+
+def _zero_grad(params: list[Tensor]) -> None:
+    """What ``zero_grad(set_to_none=True)`` does, without its profiler range."""
+    for p in params:
+        p.grad = None
 
 
 def _fast_step(opt: torch.optim.Optimizer) -> Callable[[], Any]:

@@ -297,6 +297,36 @@ def test_progress_is_quiet_when_output_is_not_a_terminal(mlp, capsys, digits_spl
     assert captured.out == "" and captured.err == ""
 
 
+def test_progress_bar_shows_the_epochs_and_the_last_record(mlp, capsys, digits_split) -> None:
+    trainer = Trainer(mlp(), optimizer="sgd", progress=True)
+    trainer.fit(digits_split.train.subset(range(64)), digits_split.val, epochs=2)
+    out = capsys.readouterr().out
+    assert "train_loss" in out  # the last record (rich squeezes the columns to 80 characters)
+    assert trainer.callbacks == []  # the bar is the Trainer's own, not a user callback
+
+
+def test_progress_bar_stops_when_fit_raises(mlp, digits_split) -> None:
+    class Boom(Callback):
+        def on_epoch_end(self, state) -> None:
+            raise RuntimeError("boom")
+
+    import optimlab.train.callbacks.progress as progress
+
+    bars: list = []
+    original = progress.ProgressBar.on_fit_start
+
+    def track(self, state) -> None:
+        bars.append(self)
+        original(self, state)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(progress.ProgressBar, "on_fit_start", track)
+        with pytest.raises(RuntimeError, match="boom"):
+            Trainer(mlp(), optimizer="sgd", progress=True, callbacks=[Boom()]).fit(
+                digits_split.train.subset(range(64)), epochs=2)
+    assert len(bars) == 1 and bars[0]._progress is None  # stopped, no live display left
+
+
 def test_state_dict_resumes_a_fit_exactly(mlp, digits_split) -> None:
     train, val = digits_split.train.subset(range(256)), digits_split.val
 

@@ -37,6 +37,7 @@ from optimlab.models.tasks import n_outputs, output_activation, task_defaults
 from optimlab.optim import create as create_optimizer
 from optimlab.train.callbacks.base import Callback, State
 from optimlab.train.callbacks.checkpoint import read_checkpoint
+from optimlab.train.callbacks.progress import ProgressBar
 from optimlab.train.history import History
 from optimlab.train.inputs import Data, as_dataset
 from optimlab.train.metrics import Metric, default_metrics, get_metric
@@ -86,7 +87,8 @@ class Trainer:
         ``"stop"`` ends the run as diverged at the first NaN/Inf loss; ``"skip"`` skips that
         update and goes on (counted in ``history.skipped_steps``).
     progress:
-        A rich progress bar; ``None`` shows it only when standard output is a terminal.
+        A rich progress bar (a :class:`ProgressBar` run after ``callbacks``); ``None`` shows it
+        only when standard output is a terminal.
     """
 
     def __init__(self, model: torch.nn.Module | str | dict[str, Any], *,
@@ -260,6 +262,9 @@ class Trainer:
         state.base_lrs = self._base_lrs
         self._lr_factor_set = None
         self._amp = _autocast(self.device, self.precision)
+        show = sys.stdout.isatty() if self.progress is None else self.progress
+        bar = ProgressBar() if show else None
+        callbacks = [*self.callbacks, bar] if bar is not None else list(self.callbacks)
         self._rng_after_fit = None
         with _forked_rng(self.device), _deterministic(self.deterministic):
             torch.manual_seed(self.seed)
@@ -274,19 +279,20 @@ class Trainer:
                 elif state.history.status != "running":  # it had ended (early stop): stay ended
                     state.stop = True
             try:
-                for cb in self.callbacks:
+                for cb in callbacks:
                     cb.on_fit_start(state)
-                with _progress(self.progress, epochs - start_epoch) as bar:
-                    for epoch in range(start_epoch, epochs):
-                        if state.stop:
-                            break
-                        self._run_epoch(epoch, batcher, val_ds, self.callbacks, bar)
+                for epoch in range(start_epoch, epochs):
+                    if state.stop:
+                        break
+                    self._run_epoch(epoch, batcher, val_ds, callbacks)
                 if state.history.status == "running":
                     state.history.status = "completed"
-                for cb in self.callbacks:
+                for cb in callbacks:
                     cb.on_fit_end(state)
             finally:
                 self._rng_after_fit = _rng_state()  # state_dict() after fit: the fit's RNG
+                if bar is not None:
+                    bar.close()
         return state.history
 
     # ------------------------------------------------------------------ state
@@ -371,7 +377,7 @@ class Trainer:
             g["lr"] = v * self.state.lr_factor
 
     def _run_epoch(self, epoch: int, batcher: Batcher, val: Dataset | None,
-                   callbacks: list[Callback], bar: Any) -> None:
+                   callbacks: list[Callback]) -> None:
         """The epoch's updates (k = ``accumulate`` micro-batches each), then its record."""
         assert self.model is not None and self.optimizer is not None
         assert self.state is not None and self.history is not None
@@ -432,8 +438,6 @@ class Trainer:
                     cb.on_step_end(state)
             if scheduler is not None and set_lr_each_step:
                 scheduler.step()
-            if bar is not None:
-                bar.step(update_loss)
             if (state.max_steps is not None and state.step >= state.max_steps) or state.stop:
                 if not state.stop:
                     state.stop = True
@@ -465,8 +469,6 @@ class Trainer:
                 cb.on_epoch_end(state)
             for cb in callbacks:
                 cb.on_epoch_close(state)
-        if bar is not None:
-            bar.epoch_done(record)
 
     def _train_step(self, xb: Tensor, yb: Tensor) -> tuple[float, Tensor]:
         """One micro-batch: J = loss(model(X), Y) [+ penalty], in the precision of this fit;
@@ -638,53 +640,6 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-class _Bar:
-    """A rich progress bar over epochs, refreshed a few times per second, not every step."""
-
-    def __init__(self, epochs: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
-                                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
-                                  transient=False)
-        self._task = self._progress.add_task("fit", total=epochs, info="")
-        self._last = 0.0
-
-    def __enter__(self) -> _Bar:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def step(self, loss: float) -> None:
-        now = time.perf_counter()
-        if now - self._last > 0.2:
-            self._last = now
-            self._progress.update(self._task, info=f"loss {loss:.4g}")
-
-    def epoch_done(self, record: dict[str, float]) -> None:
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items()
-                          if k not in ("epoch", "time", "lr"))
-        self._progress.update(self._task, advance=1, info=shown)
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool | None, epochs: int) -> Iterator[_Bar | None]:
-    show = sys.stdout.isatty() if enabled is None else enabled
-    if not show:
-        yield None
-        return
-    with _Bar(epochs) as bar:
-        yield bar
 
 
 __all__ = ["Data", "Trainer", "as_dataset"]

@@ -34,6 +34,7 @@ from optimlab.models.losses import check_targets, get_loss
 from optimlab.models.penalties import l1_penalty, l2_penalty
 from optimlab.models.spec import build_model
 from optimlab.models.tasks import n_outputs, output_activation, task_defaults
+from optimlab.optim import ChainOptimizer
 from optimlab.optim import create as create_optimizer
 from optimlab.train.callbacks.base import Callback, State
 from optimlab.train.callbacks.checkpoint import read_checkpoint
@@ -395,7 +396,7 @@ class Trainer:
         outputs: list[Tensor] = []
         targets: list[Tensor] = []
         params = [p for g in opt.param_groups for p in g["params"]]
-        step = _fast_step(opt) if state.scheduler is None else opt.step
+        step = opt.step_function() if isinstance(opt, ChainOptimizer) else opt.step
         keep_outputs, k = bool(self.metrics), self.accumulate
         set_lr_each_step = self.schedule_unit == "step"
         scheduler, first_group = state.scheduler, opt.param_groups[0]
@@ -588,25 +589,6 @@ def _zero_grad(params: list[Tensor]) -> None:
     """What ``zero_grad(set_to_none=True)`` does, without its profiler range."""
     for p in params:
         p.grad = None
-
-
-def _fast_step(opt: torch.optim.Optimizer) -> Callable[[], Any]:
-    """``opt.step`` without torch's profiling wrapper when no step hooks are registered.
-
-    ``torch.optim.Optimizer`` wraps every ``step`` in a profiler range and hook dispatch, which
-    costs about 10 µs per call — a tenth of a small model's whole step. With no hooks to run,
-    the wrapped function is called directly; otherwise the normal ``step``.
-    """
-    from torch.optim import optimizer as torch_optimizer
-
-    hooks = [getattr(opt, "_optimizer_step_pre_hooks", None),
-             getattr(opt, "_optimizer_step_post_hooks", None),
-             getattr(torch_optimizer, "_global_optimizer_pre_hooks", None),
-             getattr(torch_optimizer, "_global_optimizer_post_hooks", None)]
-    raw = getattr(type(opt).step, "__wrapped__", None)
-    if raw is None or any(h is None or len(h) for h in hooks):
-        return opt.step
-    return lambda: raw(opt)
 
 
 def _rng_state() -> dict[str, Any]:

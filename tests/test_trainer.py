@@ -3,6 +3,7 @@ stopping, metrics, divergence, bad input, determinism and schedules."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -12,8 +13,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from optimlab.data import Dataset, load
 from optimlab.schedules import cosine, linear_scaling, step_decay
-from optimlab.train import Trainer
-from optimlab.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from optimlab.train import History, Trainer
+from optimlab.train.callbacks import Callback, EarlyStopping, ModelCheckpoint, read_checkpoint
 
 
 def weights(model: torch.nn.Module) -> torch.Tensor:
@@ -98,6 +99,72 @@ def test_resume_after_epoch_3_gives_the_uninterrupted_history(mlp, tmp_path, dig
     assert torch.equal(weights(resumed.model), weights(straight.model))
 
 
+def test_last_checkpoint_writes_each_epochs_history_once(mlp, tmp_path, digits_split) -> None:
+    train, val = digits_split.train.subset(range(256)), digits_split.val
+    trainer = _resumable_trainer(mlp, tmp_path)
+    full = trainer.fit(train, val, epochs=3, batch_size=32)
+    raw = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert "epochs" not in raw["history"] and "steps" not in raw["history"]
+    lines = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert lines[0]["journal"] == "optimlab-history"
+    assert [[r["epoch"] for r in line["epochs"]] for line in lines[1:]] == [[0.0], [1.0], [2.0]]
+    assert [x for line in lines[1:] for x in line["steps"]["loss"]] == full.steps["loss"]
+    read = read_checkpoint(tmp_path / "last.pt")
+    assert read["history"] == full.to_dict() | {"status": "running"}  # saved before fit ended
+    (tmp_path / "history.jsonl").unlink()
+    with pytest.raises(ValueError, match=r"history\.jsonl, which is missing"):
+        read_checkpoint(tmp_path / "last.pt")
+    assert read_checkpoint(tmp_path / "last.pt", history=False)["epoch"] == 2  # weights alone
+
+
+def test_resume_after_a_crash_between_journal_and_checkpoint(mlp, tmp_path,
+                                                             digits_split) -> None:
+    train, val = digits_split.train.subset(range(256)), digits_split.val
+    full = _resumable_trainer(mlp, tmp_path / "a").fit(train, val, epochs=5, batch_size=32)
+    ckpt = tmp_path / "b"
+    _resumable_trainer(mlp, ckpt).fit(train, val, epochs=3, batch_size=32)
+    journal = ckpt / "history.jsonl"
+    committed = journal.read_bytes()
+    with journal.open("ab") as fh:  # epoch 3's rows appended, then killed before the rename
+        fh.write(b'{"epochs":[{"epoch":3.0,"train_loss":9.0}],"steps":{"loss":[9.0]}}\n{"ep')
+    resumed = _resumable_trainer(mlp, ckpt)
+    history = resumed.fit(train, val, epochs=5, batch_size=32, resume=ckpt / "last.pt")
+    assert _strip_times(history) == _strip_times(full)
+    assert journal.read_bytes().startswith(committed)
+    assert _strip_times(History.from_dict(read_checkpoint(ckpt / "last.pt")["history"])) == \
+        _strip_times(full) | {"status": "running"}
+
+
+def test_a_journal_of_another_run_is_refused_and_old_checkpoints_still_resume(
+        mlp, tmp_path, digits_split) -> None:
+    train, val = digits_split.train.subset(range(256)), digits_split.val
+    full = _resumable_trainer(mlp, tmp_path / "a").fit(train, val, epochs=4, batch_size=32)
+    _resumable_trainer(mlp, tmp_path / "b").fit(train, val, epochs=2, batch_size=32)
+    old = read_checkpoint(tmp_path / "b" / "last.pt") | {"version": 1}  # history inline
+    torch.save(old, tmp_path / "v1.pt")
+    resumed = _resumable_trainer(mlp, tmp_path / "c")
+    history = resumed.fit(train, val, epochs=4, batch_size=32, resume=tmp_path / "v1.pt")
+    assert _strip_times(history) == _strip_times(full)
+    # a fresh fit in b's folder starts a new journal: b's old last.pt no longer fits it
+    (tmp_path / "b" / "last.pt").rename(tmp_path / "b-last.pt")
+    (tmp_path / "b" / "best.pt").unlink()
+    _resumable_trainer(mlp, tmp_path / "b").fit(train, val, epochs=1, batch_size=32)
+    (tmp_path / "b-last.pt").rename(tmp_path / "b" / "old.pt")
+    with pytest.raises(ValueError, match="another run"):
+        read_checkpoint(tmp_path / "b" / "old.pt")
+
+
+def test_synced_checkpoints_resume_the_same(mlp, tmp_path, digits_split) -> None:
+    train = digits_split.train.subset(range(128))
+    Trainer(mlp(), optimizer="sgd", callbacks=[ModelCheckpoint(tmp_path, sync=True,
+                                                               monitor="train_loss")]).fit(
+        train, epochs=2)
+    assert read_checkpoint(tmp_path / "last.pt")["history"] == \
+        read_checkpoint(tmp_path / "best.pt")["history"]
+    with pytest.raises(ValueError, match="sync"):
+        ModelCheckpoint(tmp_path, sync="yes")  # type: ignore[arg-type]
+
+
 def test_checkpoint_errors_are_clear(mlp, tmp_path, digits_split) -> None:
     trainer = Trainer(mlp(), optimizer="sgd", lr=0.1)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
@@ -113,7 +180,7 @@ def test_checkpoint_is_written_atomically_and_loads_weights_only(mlp, tmp_path,
     cb = ModelCheckpoint(tmp_path, monitor="val_loss")
     Trainer(mlp(), optimizer="sgd", lr=0.1, callbacks=[cb]).fit(
         digits_split.train, digits_split.val, epochs=2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]  # no temp files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "history.jsonl", "last.pt"]
     data = torch.load(tmp_path / "last.pt", weights_only=True)
     assert data["epoch"] == 1 and data["format"] == "optimlab-checkpoint"
 

@@ -808,7 +808,7 @@ def landscape_report(dataset: str = "digits", *, grid: int = 51, span: float = 1
     if checkpoint is not None:
         from optimlab.train.callbacks import read_checkpoint
 
-        state = read_checkpoint(checkpoint)["model"]
+        state = read_checkpoint(checkpoint, history=False)["model"]
         spec = model if model is not None else _infer_mlp_spec(state)
         net = build_model(spec, tuple(train.X.shape[1:]),
                           n_outputs(train.task, train.n_classes, tuple(train.y.shape)),

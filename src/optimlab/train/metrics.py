@@ -1,4 +1,4 @@
-"""Metrics that watch training, computed by scikit-learn from the model's raw outputs.
+"""Metrics that watch training, computed from the model's raw outputs.
 
 A metric tracks performance for monitoring; it is not optimized (the loss is, and the Trainer
 computes the loss itself). Every metric here takes what the model returns and the targets:
@@ -37,6 +37,10 @@ rmse               min  √mse
 r2                 max  1 − Σ (y − ŷ)² / Σ (y − ȳ)²
 ================== ==== ========================================================================
 
+The values are scikit-learn's (its functions are the tests' reference), computed where they are
+cheap: counting metrics from one confusion matrix, ROC-AUC by ranks, regression metrics as numpy
+means (:mod:`optimlab.train.scores` has the formulas).
+
 Averaging of precision / recall / f1 (sklearn's ``average``): ``precision``, ``recall`` and
 ``f1`` mean ``binary`` (class 1 is positive) on a binary task and ``macro`` on a multiclass one;
 spell it out with a suffix: ``f1_macro`` (unweighted mean over classes), ``f1_weighted`` (mean
@@ -74,8 +78,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from scipy.special import expit, softmax
-from sklearn import metrics as skm
+
+from optimlab.train import scores
 
 __all__ = [
     "TASKS",
@@ -107,7 +111,7 @@ _DEFAULTS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class MetricInputs:
-    """Outputs and targets of one evaluation, on the CPU as numpy, ready for sklearn.
+    """Outputs and targets of one evaluation, on the CPU as numpy.
 
     ``y_true``/``y_pred`` are int64 labels for classification and float64 values for
     regression; ``scores`` are the raw outputs as float64 (binary logits [n], multiclass logits
@@ -129,10 +133,20 @@ class MetricInputs:
     def probabilities(self) -> np.ndarray:
         """σ(logit) for binary [n], softmax(logits) for multiclass [n, K]."""
         if self.task == "binary":
-            return expit(self.scores)
+            z = self.scores
+            e = np.exp(-np.abs(z))  # σ(z) = 1/(1 + e^−z) for z ≥ 0, e^z/(1 + e^z) below
+            return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
         if self.task == "multiclass":
-            return softmax(self.scores, axis=1)
+            shifted = np.exp(self.scores - np.amax(self.scores, axis=1, keepdims=True))
+            return shifted / np.sum(shifted, axis=1, keepdims=True)
         raise ValueError("probabilities exist only for classification tasks")
+
+    @cached_property
+    def confusion(self) -> np.ndarray:
+        """The K × K confusion matrix of ``y_true`` and ``y_pred`` (classification)."""
+        if self.n_classes is None:
+            raise ValueError("a confusion matrix exists only for classification tasks")
+        return scores.confusion(self.y_true, self.y_pred, int(self.n_classes))
 
     @cached_property
     def finite(self) -> bool:
@@ -306,46 +320,49 @@ class Metric:
 
 
 # --------------------------------------------------------------------------------------------
-# The metrics (each a thin call into sklearn)
+# The metrics (the formulas are in optimlab.train.scores)
 # --------------------------------------------------------------------------------------------
 
 
 def _accuracy(x: MetricInputs) -> float:
     """accuracy = (number of ŷ = y) / n."""
-    return skm.accuracy_score(x.y_true, x.y_pred)
+    return scores.accuracy(x.y_true, x.y_pred)
 
 
-def _counting(score: Callable[..., float], average: str | None
-              ) -> Callable[[MetricInputs], float]:
+_WHICH = {"precision": 0, "recall": 1, "f1": 2}
+
+
+def _counting(base: str, average: str | None) -> Callable[[MetricInputs], float]:
     """precision = TP/(TP+FP), recall = TP/(TP+FN), f1 = 2TP/(2TP+FP+FN), averaged as asked
     (``None``: binary on a binary task, macro on a multiclass one); 0/0 = 0."""
+    which = _WHICH[base]
 
     def fn(x: MetricInputs) -> float:
         avg = average or ("binary" if x.task == "binary" else "macro")
-        return score(x.y_true, x.y_pred, average=avg, zero_division=0)
+        return scores.precision_recall_f1(x.confusion, avg)[which]
 
     return fn
 
 
 def _roc_auc(x: MetricInputs) -> float:
-    """Area under the ROC curve. Binary: on σ(logit) (ranked by the logit itself, which gives the
-    same area without the ties σ's rounding makes at large |logit|). Multiclass: one-vs-rest on
-    softmax probabilities, macro-averaged over the classes present in the targets. NaN with
-    fewer than two classes present or non-finite outputs."""
+    """Area under the ROC curve. Binary: ranked by the logit itself (the same area as on σ(logit),
+    without the ties σ's rounding makes at large |logit|). Multiclass: one-vs-rest on softmax
+    probabilities, macro-averaged over the classes present in the targets. NaN with fewer than
+    two classes present or non-finite outputs."""
     if not x.finite:
         return math.nan
     present = np.unique(x.y_true)
     if present.size < 2:
         return math.nan
     if x.task == "binary":
-        return skm.roc_auc_score(x.y_true, x.scores)
-    indicator = (x.y_true[:, None] == present[None, :]).astype(np.int64)
-    return skm.roc_auc_score(indicator, x.probabilities[:, present], average="macro")
+        return scores.roc_auc_binary(x.y_true == 1, x.scores)
+    probs = x.probabilities
+    return float(np.mean([scores.roc_auc_binary(x.y_true == c, probs[:, c]) for c in present]))
 
 
 def _top_k(k: int) -> Callable[[MetricInputs], float]:
     """top-k accuracy = (number of samples whose label is among the k largest logits) / n;
-    1.0 when k ≥ K. On exact ties sklearn ranks the higher class index first."""
+    1.0 when k ≥ K. On exact ties the higher class index ranks first (as in sklearn)."""
 
     def fn(x: MetricInputs) -> float:
         if not x.finite:
@@ -353,9 +370,9 @@ def _top_k(k: int) -> Callable[[MetricInputs], float]:
         n_classes = int(x.n_classes or 0)
         if k >= n_classes:
             return 1.0
-        if n_classes == 2:  # k = 1 of 2 classes: plain accuracy (sklearn's top-k wants K > 2)
-            return skm.accuracy_score(x.y_true, x.y_pred)
-        return skm.top_k_accuracy_score(x.y_true, x.scores, k=k, labels=np.arange(n_classes))
+        if n_classes == 2:  # k = 1 of 2 classes: plain accuracy
+            return scores.accuracy(x.y_true, x.y_pred)
+        return scores.top_k_accuracy(x.y_true, x.scores, k)
 
     return fn
 
@@ -363,7 +380,7 @@ def _top_k(k: int) -> Callable[[MetricInputs], float]:
 def _confusion_matrix(x: MetricInputs) -> np.ndarray:
     """C[i, j] = number of samples of label i predicted as j, K × K (binary: [[TN, FP],
     [FN, TP]])."""
-    return skm.confusion_matrix(x.y_true, x.y_pred, labels=np.arange(int(x.n_classes or 2)))
+    return x.confusion.copy()
 
 
 def _regression(score: Callable[[np.ndarray, np.ndarray], float]
@@ -378,14 +395,14 @@ def _regression(score: Callable[[np.ndarray, np.ndarray], float]
 
 def _rmse(y: np.ndarray, y_hat: np.ndarray) -> float:
     """rmse = √mse per output, then the mean over outputs."""
-    return float(np.mean(np.sqrt(skm.mean_squared_error(y, y_hat, multioutput="raw_values"))))
+    return float(np.mean(np.sqrt(scores.mse_per_output(y, y_hat))))
 
 
 def _r2(y: np.ndarray, y_hat: np.ndarray) -> float:
     """R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)², mean over outputs; NaN with fewer than two samples."""
     if y.shape[0] < 2:
         return math.nan
-    return skm.r2_score(y, y_hat)
+    return scores.r2(y, y_hat)
 
 
 _CLS = _CLASSIFICATION
@@ -400,9 +417,9 @@ _FIXED: dict[str, Metric] = {
                description="area under the ROC curve (one-vs-rest macro for multiclass)"),
         Metric(name="confusion_matrix", mode="max", tasks=_CLS, fn=_confusion_matrix,
                scalar=False, description="C[i, j] = number of samples of label i predicted j"),
-        Metric(name="mse", mode="min", tasks=_REG, fn=_regression(skm.mean_squared_error),
+        Metric(name="mse", mode="min", tasks=_REG, fn=_regression(scores.mse),
                description="(1/n) Σ (y − ŷ)²"),
-        Metric(name="mae", mode="min", tasks=_REG, fn=_regression(skm.mean_absolute_error),
+        Metric(name="mae", mode="min", tasks=_REG, fn=_regression(scores.mae),
                description="(1/n) Σ |y − ŷ|"),
         Metric(name="rmse", mode="min", tasks=_REG, fn=_regression(_rmse),
                description="√mse"),
@@ -411,10 +428,10 @@ _FIXED: dict[str, Metric] = {
     )
 }
 
-_COUNTING: dict[str, tuple[Callable[..., float], str]] = {
-    "precision": (skm.precision_score, "TP / (TP + FP)"),
-    "recall": (skm.recall_score, "TP / (TP + FN)"),
-    "f1": (skm.f1_score, "2 · precision · recall / (precision + recall)"),
+_COUNTING: dict[str, str] = {
+    "precision": "TP / (TP + FP)",
+    "recall": "TP / (TP + FN)",
+    "f1": "2 · precision · recall / (precision + recall)",
 }
 _COUNTING_RE = re.compile(r"^(precision|recall|f1)(?:_(binary|macro|micro|weighted))?$")
 _TOP_K_RE = re.compile(r"^(?:top(\d+)_accuracy|top_k_accuracy(?::(\d+))?)$")
@@ -472,10 +489,10 @@ def _parse(name: str) -> Metric:
     match = _COUNTING_RE.match(name)
     if match:
         base, average = match.group(1), match.group(2)
-        score, formula = _COUNTING[base]
+        formula = _COUNTING[base]
         tasks = ("binary",) if average == "binary" else _CLS
         how = average or "binary for binary tasks, macro for multiclass"
-        return Metric(name=name, mode="max", tasks=tasks, fn=_counting(score, average),
+        return Metric(name=name, mode="max", tasks=tasks, fn=_counting(base, average),
                       description=f"{formula}, averaged: {how}")
     match = _TOP_K_RE.match(name)
     if match:

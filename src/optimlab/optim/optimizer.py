@@ -10,6 +10,8 @@ unchanged), splits the group's tensors by device and dtype, and runs the chain o
 from __future__ import annotations
 
 import functools
+import inspect
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -23,6 +25,25 @@ from optimlab.optim.base import Chain, Context, Transform
 from optimlab.optim.update import Update
 
 Builder = Callable[[Mapping[str, Any]], Transform]
+
+
+def _eager(method: Callable[..., Any]) -> Callable[..., Any]:
+    """torch's ``method`` without its ``torch._disable_dynamo`` wrapper until torch._dynamo is
+    loaded. The wrapper's first call imports torch._dynamo — about 2 s at the first optimizer
+    of every process — only to keep a compiler out of the call; nothing can be compiling before
+    torch._dynamo is imported, so until then the function it wraps does the same."""
+    plain = inspect.unwrap(method)
+
+    @functools.wraps(plain)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return (method if "torch._dynamo" in sys.modules else plain)(self, *args, **kwargs)
+
+    return call
+
+
+_add_param_group = _eager(Optimizer.add_param_group)
+_state_dict = _eager(Optimizer.state_dict)
+_load_state_dict = _eager(Optimizer.load_state_dict)
 
 
 class ChainOptimizer(Optimizer):
@@ -55,8 +76,10 @@ class ChainOptimizer(Optimizer):
         super().__init__(params, defaults)
 
     # -- groups ------------------------------------------------------------------------------
+    zero_grad = _eager(Optimizer.zero_grad)
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
+        _add_param_group(self, param_group)
         group = self.param_groups[-1]
         check_number("lr", group["lr"], low=0.0)
         if self._check is not None:
@@ -173,14 +196,14 @@ class ChainOptimizer(Optimizer):
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        out = super().state_dict()
+        out = _state_dict(self)
         out["skipped_steps"] = self.skipped_steps
         return out
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = dict(state_dict)
         self.skipped_steps = int(state_dict.pop("skipped_steps", 0))
-        super().load_state_dict(state_dict)
+        _load_state_dict(self, state_dict)
         self._cache.clear()
 
     def __repr__(self) -> str:

@@ -1,5 +1,6 @@
-"""Loss landscapes: line, 2-D slice (vectorized vs a naive loop), filter normalization, path PCA,
-the sharpness proxy, the figures and ``optimlab landscape``."""
+"""Loss landscapes (optimlab.train.landscape, drawn by optimlab.viz.landscape): line, 2-D slice
+(vectorized vs a naive loop), filter normalization, path PCA, the sharpness proxy, the figures
+and ``optimlab landscape``."""
 
 from __future__ import annotations
 
@@ -16,18 +17,17 @@ from torch.nn.utils import vector_to_parameters
 
 from optimlab.cli import main
 from optimlab.models import build_model
-from optimlab.viz.landscape import (
+from optimlab.train.landscape import (
     TrajectoryRecorder,
     flatten_params,
     line_loss,
-    plot_line,
-    plot_slice,
     random_directions,
     sharpness,
     slice_2d,
     trajectory_pca,
     unflatten,
 )
+from optimlab.viz.landscape import plot_line, plot_slice
 
 
 def tiny_mlp(seed: int = 0, **spec: object) -> nn.Module:

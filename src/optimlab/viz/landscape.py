@@ -4,8 +4,11 @@ The geometry — lines, slices, the path's PCA plane, sharpness — is computed 
 :mod:`optimlab.train.landscape`; this module draws it.
 
 - :func:`plot_line`, :func:`plot_slice`, :func:`plot_sharp_vs_flat` draw one view each;
-  :func:`landscape_report` trains a quick model, records its path and writes the figures (used
-  by ``optimlab landscape``).
+- :func:`path_landscape` (a trained model and its recorded path), :func:`weights_landscape`
+  (weights alone, e.g. a checkpoint's) and :func:`trial_landscape` (a trial of a lab study,
+  replayed by :func:`optimlab.lab.replay.replay_trial`) return a :class:`Landscape`: the
+  figures and the numbers measured. Viz draws; it does not train: ``optimlab landscape``
+  trains its quick models itself and the lab replays a stored trial.
 
 >>> plot_slice(a, b, L).savefig("slice.png")
 """
@@ -28,7 +31,8 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from optimlab._checks import check_number
-from optimlab.train.callbacks.base import Callback, State
+from optimlab.lab.replay import find_trial, replay_trial
+from optimlab.lab.runner import prepare_data
 from optimlab.train.landscape import (
     LossFn,
     TrajectoryRecorder,
@@ -215,242 +219,87 @@ def plot_sharp_vs_flat(small_batch_model: nn.Module, large_batch_model: nn.Modul
     return fig
 
 
-# ---------------------------------------------------------------------------- report
+# ---------------------------------------------------------------------------- figures
 @dataclass
-class LandscapeReport:
-    """What :func:`landscape_report` wrote and measured."""
+class Landscape:
+    """The figures of a model's loss landscape (file stem → Figure: ``landscape_line``,
+    ``landscape_slice``, ``sharp_vs_flat``) and the numbers measured on the way."""
 
-    files: list[Path] = field(default_factory=list)
+    figures: dict[str, Figure] = field(default_factory=dict)
     numbers: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"files": [str(f) for f in self.files], "numbers": self.numbers}
+    def save(self, folder: str | Path) -> list[Path]:
+        """Write each figure to ``<folder>/<name>.png`` and close it; return the paths."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, fig in self.figures.items():
+            path = folder / f"{name}.png"
+            fig.savefig(path)
+            plt.close(fig)
+            paths.append(path)
+        return paths
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, default=float)
+    def close(self) -> None:
+        for fig in self.figures.values():
+            plt.close(fig)
 
-
-def _infer_mlp_spec(state_dict: Mapping[str, Tensor]) -> dict[str, Any]:
-    """An MLP spec (hidden widths, norm) that fits a state dict written for an optimlab MLP."""
-    hidden, i = [], 0
-    while f"linear{i}.weight" in state_dict:
-        hidden.append(int(state_dict[f"linear{i}.weight"].shape[0]))
-        i += 1
-    if "output.weight" not in state_dict:
-        raise ValueError("the checkpoint's model is not an optimlab MLP (no 'output.weight'); "
-                         "give its spec with --model '{\"type\": ..., ...}'")
-    norm = None
-    if "norm0.weight" in state_dict:
-        norm = "batch" if "norm0.running_mean" in state_dict else "layer"
-    return {"type": "mlp", "hidden": hidden, "norm": norm}
-
-
-def _train(spec: Any, split: Any, *, epochs: int, batch_size: int, seed: int, lr: float,
-           optimizer: str, callbacks: Sequence[Callback] = ()) -> Any:
-    from optimlab.train import Trainer
-
-    trainer = Trainer(spec, optimizer=optimizer, lr=lr, metrics=["accuracy"],
-                      callbacks=list(callbacks), seed=seed, progress=False)
-    trainer.fit(split.train, split.val, epochs=epochs, batch_size=batch_size)
-    return trainer
+    def to_json(self, files: Sequence[Path] = ()) -> str:
+        return json.dumps({"files": [str(f) for f in files], "numbers": self.numbers},
+                          indent=2, default=float)
 
 
-def _study_trial(db: str | Path, study: str | None, config: str | None,
-                 seed: int) -> tuple[Any, Any, Any]:
-    """(study spec, trial row, data split) of one finished trial in a lab store."""
-    from optimlab.lab.runner import prepare_data
-    from optimlab.lab.spec import parse_spec
-    from optimlab.lab.store import FINISHED, Store
-
-    with Store(db, create=False) as store:
-        study_id, name, spec_data = store.study(study)
-        rows = [r for r in store.trials(study_id) if r.status in FINISHED]
-    labels = list(dict.fromkeys(r.label for r in rows))
-    if not labels:
-        raise ValueError(f"study {name!r} in {db} has no finished trial yet")
-    label = labels[0] if config is None else config
-    match = [r for r in rows if r.label == label and r.seed == seed]
-    if not match:
-        seeds = sorted({r.seed for r in rows if r.label == label})
-        raise ValueError(f"study {name!r} has no finished trial {label!r} with seed {seed}; "
-                         f"configurations: {', '.join(labels)}"
-                         + (f"; seeds of {label!r}: {seeds}" if seeds else ""))
-    lab_spec = parse_spec(spec_data)
-    return lab_spec, match[0], prepare_data(lab_spec.data)
+def describe(spec: Any) -> str:
+    """A model spec in a few words (``mlp [128]``)."""
+    if isinstance(spec, Mapping):
+        kind = spec.get("type", "mlp")
+        hidden = spec.get("hidden")
+        return f"{kind} {list(hidden)}" if hidden is not None else str(kind)
+    return str(spec)
 
 
-def _retrain_trial(lab_spec: Any, row: Any, split: Any, recorder: Callback,
-                   nums: dict[str, Any]) -> Any:
-    """Train the trial again from its stored settings, recording the path; check it matches."""
-    from optimlab.lab.runner import build_trainer, monitor_for
-
-    settings = row.config
-    trainer = build_trainer(lab_spec, settings, row.seed, split, [recorder])
-    trainer.fit(split.train, split.val, epochs=settings["epochs"],
-                max_steps=settings["max_steps"], batch_size=settings["batch_size"],
-                drop_last=settings["drop_last"])
-    monitor = monitor_for(lab_spec, split.train.task)
-    stored = (row.final or {}).get(monitor)
-    again = trainer.history.epochs[-1].get(monitor)
-    nums.update({"study_trial": f"{row.label} (seed {row.seed})", "monitor": monitor,
-                 "stored_final": stored, "retrained_final": again,
-                 "reproduces_store": stored == again})
-    return trainer
+def epochs_text(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
-class _StopAtTrainLoss(Callback):
-    """Stop once the (eval-mode) training loss is at most ``target``."""
+def path_landscape(model: nn.Module, loss_fn: LossFn, split: Any, path: Sequence[Tensor], *,
+                   grid: int = 51, span: float = 1.0, seed: int = 0, radius: float = 0.1,
+                   title: str = "") -> Landscape:
+    """The landscape of a trained ``model`` and the ``path`` of weights it took (from a
+    ``TrajectoryRecorder``: first the initial weights, last the final ones):
 
-    def __init__(self, target: float) -> None:
-        self.target = target
+    - ``landscape_line``: train (and validation) loss along θ(α) = (1 − α)·θ₀ + α·θ₁ from the
+      initial θ₀ to the final θ₁, α ∈ [−0.25, 1.25];
+    - ``landscape_slice``: the training loss on the path's PCA plane with the path drawn (left),
+      and on a plane of filter-normalized random directions, a, b ∈ [−span, span] (right),
+      ``grid × grid`` points each, with the :func:`sharpness` proxy at ``radius``.
 
-    def on_epoch_end(self, state: State) -> None:
-        assert state.evaluate is not None
-        loss = state.evaluate(state.train_data)["loss"]
-        if loss <= self.target:
-            state.request_stop(f"training loss {loss:.4g} reached {self.target:.4g}")
-
-
-def landscape_report(dataset: str = "digits", *, grid: int = 51, span: float = 1.0,
-                     epochs: int = 10, batch_size: int = 64,
-                     compare_batch_sizes: Sequence[int] | None = None,
-                     checkpoint: str | Path | None = None, out: str | Path = ".",
-                     seed: int = 0, model: Any = None, lr: float = 1e-3,
-                     optimizer: str = "adam", radius: float = 0.1,
-                     max_path_points: int = 200, db: str | Path | None = None,
-                     study: str | None = None, config: str | None = None,
-                     trial_seed: int = 0) -> LandscapeReport:
-    """Train a quick model on ``dataset`` (train split of a seeded, standardized 80/10/10
-    holdout), record its path, and write into ``out``:
-
-    - ``landscape_line.png``: train and validation loss along θ(α) = (1 − α)·θ₀ + α·θ₁, from the
-      initial weights θ₀ to the final θ₁ (α ∈ [−0.25, 1.25]);
-    - ``landscape_slice.png``: the training loss on the path's PCA plane with the path drawn
-      (left), and on a plane of filter-normalized random directions, a, b ∈ [−span, span]
-      (right), ``grid × grid`` points each;
-    - ``sharp_vs_flat.png`` when ``compare_batch_sizes=(small, large)``: a model trained the same
-      way at the small batch size for ``epochs`` epochs, and one at the large batch size trained
-      until its training loss reaches the small-batch model's (at most as many updates), so the
-      two minima are compared at equal training loss; drawn by :func:`plot_sharp_vs_flat`.
-
-    With ``db`` (a lab store) the model is a trial of a study: the configuration labelled
-    ``config`` (the first when None) with seed ``trial_seed`` of ``study`` (the latest when None)
-    is trained again from its stored settings — same data split, same seed, so on the CPU the
-    very weights the study produced (``numbers["reproduces_store"]`` checks the final metric
-    against the store) — recording its path; ``dataset``, ``epochs``, ``batch_size``, ``lr``,
-    ``optimizer`` and ``model`` come from the study.
-
-    With ``checkpoint`` (a ``ModelCheckpoint`` file) nothing is trained: only the right-hand
-    slice around its weights is drawn. ``model`` is the spec (default ``{"type": "mlp",
-    "hidden": [128]}``; for a checkpoint, inferred from its weights for an optimlab MLP).
-    The numbers include the loss at the centre and the :func:`sharpness` proxy at ``radius``.
+    ``title`` describes the model and its training (for the figure titles).
     """
-    from optimlab.data import holdout, load, standardize
-    from optimlab.models import build_model, get_loss, n_outputs, task_defaults
-
     check_number("grid", grid, low=2, integer=True)
-    check_number("span", span, low=0.0, low_open=True)
-    check_number("epochs", epochs, low=1, integer=True)
-    check_number("batch_size", batch_size, low=1, integer=True)
-    check_number("seed", seed, low=0, integer=True)
-    check_number("radius", radius, low=0.0, low_open=True)
-    check_number("max_path_points", max_path_points, low=2, integer=True)
-    if compare_batch_sizes is not None:
-        sizes = list(compare_batch_sizes)
-        if len(sizes) != 2:
-            raise ValueError(f"compare_batch_sizes={sizes}: give two batch sizes, small and large")
-        for s in sizes:
-            check_number("compare batch size", s, low=1, integer=True)
-        if sizes[0] == sizes[1]:
-            raise ValueError(f"compare_batch_sizes={sizes}: the two batch sizes must differ")
-        compare_batch_sizes = sorted(sizes)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    trial = None
-    if db is not None:
-        if checkpoint is not None or compare_batch_sizes is not None:
-            raise ValueError("a study trial (--db) cannot be combined with --checkpoint or "
-                             "--compare-batch-sizes")
-        trial = _study_trial(db, study, config, trial_seed)
-        lab_spec, row, split = trial
-        dataset = lab_spec.data.dataset or Path(lab_spec.data.csv or lab_spec.data.npz).name
-        settings = row.config
-        model, optimizer = settings["model"], settings["optimizer"]
-        epochs = settings["epochs"] or 1
-        batch_size = settings["batch_size"] or len(split.train)
-    else:
-        split, _ = standardize(holdout(load(dataset), seed=seed))
     train = split.train
     X, y = train.X, train.y
-    report = LandscapeReport()
-    nums = report.numbers
-    nums.update({"dataset": dataset, "train_samples": len(train), "grid": grid, "span": span,
-                 "seed": seed})
+    out = Landscape()
+    nums = out.numbers
     style.apply()
-
-    if checkpoint is not None:
-        from optimlab.train.callbacks import read_checkpoint
-
-        state = read_checkpoint(checkpoint, history=False)["model"]
-        spec = model if model is not None else _infer_mlp_spec(state)
-        net = build_model(spec, tuple(train.X.shape[1:]),
-                          n_outputs(train.task, train.n_classes, tuple(train.y.shape)),
-                          task=train.task, seed=seed)
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as err:
-            raise ValueError(f"the checkpoint {checkpoint} does not fit model {spec!r} on "
-                             f"{dataset!r} ({str(err).splitlines()[0]}); give the model spec "
-                             "it was trained with") from None
-        loss_fn = get_loss(task_defaults(train.task)["loss"], train.task)
-        nums["checkpoint"] = str(checkpoint)
-        nums["model"] = spec
-        _random_slice_figure(net, loss_fn, X, y, grid, span, seed, radius, out, report,
-                             title=f"Training loss around the weights of {Path(checkpoint).name}"
-                                   f" ({dataset}, {_describe(spec)})")
-        return report
-
-    spec = model if model is not None else {"type": "mlp", "hidden": [128]}
-    nums["model"] = spec
-    steps_per_epoch = math.ceil(len(train) / batch_size)
-    every = max(1, math.ceil(epochs * steps_per_epoch / max_path_points))
-    rec = TrajectoryRecorder(every=every)
-    if trial is not None:
-        trainer = _retrain_trial(*trial, rec, nums)
-        lr = float(trainer.state.base_lrs[0])
-    else:
-        trainer = _train(spec, split, epochs=epochs, batch_size=batch_size, seed=seed, lr=lr,
-                         optimizer=optimizer, callbacks=[rec])
-    net, loss_fn = trainer.model, trainer.loss_fn
-    last = trainer.history.epochs[-1]
-    nums.update({"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
-                 "train_loss": float(trainer.evaluate(train)["loss"]),
-                 "val_loss": last.get("val_loss"), "val_accuracy": last.get("val_accuracy"),
-                 "path_points": len(rec.weights)})
-
-    # 1-D: initial → final
-    theta0, theta1 = rec.weights[0], rec.weights[-1]
+    theta0, theta1 = path[0], path[-1]
     curves = {}
-    alphas, curves["train"] = line_loss(net, loss_fn, X, y, theta0, theta1)
+    alphas, curves["train"] = line_loss(model, loss_fn, X, y, theta0, theta1)
     if split.val is not None:
-        _, curves["validation"] = line_loss(net, loss_fn, split.val.X, split.val.y, theta0,
+        _, curves["validation"] = line_loss(model, loss_fn, split.val.X, split.val.y, theta0,
                                             theta1)
-    fig = plot_line(alphas, curves, title=f"Loss from initial (α=0) to final (α=1) weights\n"
-                                          f"{dataset}, {_describe(spec)}, {optimizer} "
-                                          f"lr={lr:g}, B={batch_size}, {_epochs(epochs)}")
-    report.files.append(_save(fig, out / "landscape_line.png"))
+    out.figures["landscape_line"] = plot_line(
+        alphas, curves, title=f"Loss from initial (α=0) to final (α=1) weights\n{title}")
     L_init = float(curves["train"][alphas == 0.0][0])
     L_final = float(curves["train"][alphas == 1.0][0])
     inside = float(curves["train"][(alphas >= 0) & (alphas <= 1)].max())
     nums.update({"line_loss_init": L_init, "line_loss_final": L_final,
                  # Goodfellow et al.: no bump between start and end ⇒ barrier 0
                  "line_barrier": inside - max(L_init, L_final)})
-
-    # 2-D: the path's PCA plane, and filter-normalized random directions
-    coords, dirs, explained = trajectory_pca(rec.weights)
+    coords, dirs, explained = trajectory_pca(path)
     box = path_extent(coords, margin=0.2, scale=span)
     t0 = time.perf_counter()
-    a, b, L = slice_2d(net, loss_fn, X, y, dirs[0], dirs[1], grid=grid, span=box)
+    a, b, L = slice_2d(model, loss_fn, X, y, dirs[0], dirs[1], grid=grid, span=box)
     nums["slice_seconds"] = round(time.perf_counter() - t0, 3)
     nums["pca_explained_variance"] = [round(float(v), 4) for v in explained]
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.4))
@@ -461,57 +310,68 @@ def landscape_report(dataset: str = "digits", *, grid: int = 51, span: float = 1
                             "parameter units)",
                      title="Training path on its PCA plane")
     _colorbar(fig, cs, axes[0], log=True)
-    _random_slice_panel(fig, axes[1], net, loss_fn, X, y, grid, span, seed, radius, nums)
-    fig.suptitle(f"Training-loss landscape: {dataset}, {_describe(spec)}, {optimizer} "
-                 f"lr={lr:g}, B={batch_size}, {_epochs(epochs)}", fontsize=13, y=1.01)
+    _random_slice_panel(fig, axes[1], model, loss_fn, X, y, grid, span, seed, radius, nums)
+    fig.suptitle(f"Training-loss landscape: {title}", fontsize=13, y=1.01)
     fig.tight_layout()
-    report.files.append(_save(fig, out / "landscape_slice.png"))
-
-    if compare_batch_sizes is not None:
-        small, large = compare_batch_sizes
-        models: dict[str, nn.Module] = {}
-        notes: dict[str, str] = {}
-        small_tr = trainer if small == batch_size else _train(
-            spec, split, epochs=epochs, batch_size=small, seed=seed, lr=lr, optimizer=optimizer)
-        target = float(small_tr.evaluate(train)["loss"])
-        # the large batch takes fewer updates per epoch: let it train until it reaches the
-        # small-batch model's training loss (at most as many updates), so that the two minima
-        # are compared at the same training loss, not a trained one against an unfinished one
-        updates = small_tr.history.n_steps
-        large_epochs = max(epochs, math.ceil(updates / math.ceil(len(train) / large)))
-        large_tr = _train(spec, split, epochs=large_epochs, batch_size=large, seed=seed, lr=lr,
-                          optimizer=optimizer, callbacks=[_StopAtTrainLoss(target)])
-        for label, bs, tr in (("small", small, small_tr), ("large", large, large_tr)):
-            models[label] = tr.model
-            val_acc = tr.history.epochs[-1].get("val_accuracy")
-            train_loss = float(tr.evaluate(train)["loss"])
-            n_epochs = len(tr.history.epochs)
-            notes[label] = (f"{_epochs(n_epochs)}, {tr.history.n_steps} updates; train loss "
-                            f"{train_loss:.3g}"
-                            + (f", val accuracy {val_acc:.3f}" if val_acc is not None else ""))
-            nums[f"compare_{label}"] = {"batch_size": bs, "epochs": n_epochs,
-                                        "updates": tr.history.n_steps, "train_loss": train_loss,
-                                        "val_accuracy": val_acc}
-        fig = plot_sharp_vs_flat(models["small"], models["large"], loss_fn, X, y,
-                                 small_batch_size=small, large_batch_size=large, grid=grid,
-                                 span=span, seed=seed, radius=radius, notes=notes)
-        for label in ("small", "large"):
-            nums[f"compare_{label}"].update(sharpness(models[label], loss_fn, X, y,
-                                                      radius=radius, seed=seed))
-        report.files.append(_save(fig, out / "sharp_vs_flat.png"))
-    return report
+    out.figures["landscape_slice"] = fig
+    return out
 
 
-def _epochs(n: int) -> str:
-    return f"{n} epoch" if n == 1 else f"{n} epochs"
+def weights_landscape(model: nn.Module, loss_fn: LossFn, X: Tensor, y: Tensor, *,
+                      grid: int = 51, span: float = 1.0, seed: int = 0, radius: float = 0.1,
+                      title: str = "", center_label: str = "checkpoint weights") -> Landscape:
+    """``landscape_slice`` alone: the loss around the model's weights on a plane of
+    filter-normalized random directions (for weights without a recorded path, such as a
+    checkpoint's), with the :func:`sharpness` proxy at ``radius``."""
+    check_number("grid", grid, low=2, integer=True)
+    style.apply()
+    out = Landscape()
+    fig = plt.figure(figsize=(7.2, 5.6))
+    ax = fig.add_subplot()
+    _random_slice_panel(fig, ax, model, loss_fn, X, y, grid, span, seed, radius, out.numbers,
+                        center_label=center_label)
+    fig.suptitle(title, fontsize=12, y=1.02)
+    out.figures["landscape_slice"] = fig
+    return out
 
 
-def _describe(spec: Any) -> str:
-    if isinstance(spec, Mapping):
-        kind = spec.get("type", "mlp")
-        hidden = spec.get("hidden")
-        return f"{kind} {list(hidden)}" if hidden is not None else str(kind)
-    return str(spec)
+def trial_landscape(store: Any, study: str | None = None, label: str | None = None,
+                    seed: int = 0, *, grid: int = 51, span: float = 1.0, radius: float = 0.1,
+                    max_path_points: int = 200) -> Landscape:
+    """The landscape of a stored trial of a lab study: the trial ``(label, seed)`` is trained
+    again from the store (:func:`optimlab.lab.replay.replay_trial`; on the CPU the very weights
+    the study produced — ``numbers["reproduces_store"]`` checks the final metric against the
+    store), recording its path, and drawn as by :func:`path_landscape`."""
+    check_number("max_path_points", max_path_points, low=2, integer=True)
+    spec, row = find_trial(store, study, label, seed)
+    settings = row.config
+    epochs = settings["epochs"] or 1
+    split = prepare_data(spec.data)
+    batch_size = settings["batch_size"] or len(split.train)
+    steps_per_epoch = math.ceil(len(split.train) / batch_size)
+    rec = TrajectoryRecorder(every=max(1, math.ceil(epochs * steps_per_epoch / max_path_points)))
+    replay = replay_trial(store, study, row.label, row.seed, [rec])
+    trainer = replay.trainer
+    assert trainer.model is not None and trainer.loss_fn is not None and trainer.state
+    lr = float(trainer.state.base_lrs[0])
+    data = spec.data
+    dataset = data.dataset or Path(data.csv or data.npz or "data").name
+    title = (f"{dataset}, {describe(settings['model'])}, {settings['optimizer']} lr={lr:g}, "
+             f"B={batch_size}, {epochs_text(epochs)}")
+    out = path_landscape(trainer.model, trainer.loss_fn, split, rec.weights, grid=grid,
+                         span=span, seed=seed, radius=radius, title=title)
+    last = trainer.history.epochs[-1] if trainer.history and trainer.history.epochs else {}
+    out.numbers = {
+        "dataset": dataset, "train_samples": len(split.train), "grid": grid, "span": span,
+        "seed": seed, "model": settings["model"], "epochs": epochs, "batch_size": batch_size,
+        "optimizer": settings["optimizer"], "lr": lr,
+        "train_loss": float(trainer.evaluate(split.train)["loss"]),
+        "val_loss": last.get("val_loss"), "val_accuracy": last.get("val_accuracy"),
+        "path_points": len(rec.weights),
+        "study_trial": f"{row.label} (seed {row.seed})", "monitor": replay.monitor,
+        "stored_final": replay.stored, "retrained_final": replay.replayed,
+        "reproduces_store": replay.reproduces, **out.numbers}
+    return out
 
 
 def _random_slice_panel(fig: Figure, ax: plt.Axes, net: nn.Module, loss_fn: LossFn, X: Tensor,
@@ -535,22 +395,5 @@ def _random_slice_panel(fig: Figure, ax: plt.Axes, net: nn.Module, loss_fn: Loss
     _colorbar(fig, cs, ax, log=True)
 
 
-def _random_slice_figure(net: nn.Module, loss_fn: LossFn, X: Tensor, y: Tensor, grid: int,
-                         span: float, seed: int, radius: float, out: Path,
-                         report: LandscapeReport, title: str) -> None:
-    fig = plt.figure(figsize=(7.2, 5.6))
-    ax = fig.add_subplot()
-    _random_slice_panel(fig, ax, net, loss_fn, X, y, grid, span, seed, radius, report.numbers,
-                        center_label="checkpoint weights")
-    fig.suptitle(title, fontsize=12, y=1.02)
-    report.files.append(_save(fig, out / "landscape_slice.png"))
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-__all__ = ["LandscapeReport", "landscape_report", "plot_line", "plot_sharp_vs_flat",
-           "plot_slice"]
+__all__ = ["Landscape", "describe", "path_landscape", "plot_line", "plot_sharp_vs_flat",
+           "plot_slice", "trial_landscape", "weights_landscape"]

@@ -11,6 +11,11 @@ update — over batches sliced from tensors that already live on the device:
 Everything random is seeded, inside a forked RNG, so one seed gives one history (bit for bit on
 the CPU) and ``fit`` leaves the caller's random state as it found it. A NaN/Inf loss ends the run
 as ``diverged`` (or skips the step, if asked) instead of raising.
+
+(Over 500 lines on purpose: it is one class — set-up, the loop, its state dict, evaluation —
+whose parts share the Trainer's fields, and a quarter of it is the documentation of its
+arguments. What is not the Trainer lives beside it: what fit accepts in ``inputs``, the
+callbacks, the metrics, the history.)
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from optimlab.models._registry import positive_int
+
 TASKS: dict[str, dict[str, Any]] = {
     "binary": {
         "output_activation": "sigmoid",
@@ -123,8 +125,6 @@ def n_outputs(task: str, n_classes: int | None = None, target_shape: Sequence[in
 
 def check_outputs(task: str | None, n_outputs: Any, path: str = "n_outputs") -> int:
     """Validate the output width for ``task``: binary needs 1 logit, multiclass at least 2."""
-    from optimlab.models._registry import positive_int
-
     n = positive_int(path, n_outputs)
     if task is None:
         return n

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, LogLocator, MaxNLocator, ScalarFormatter
 from torch import Tensor, nn
 
 from optimlab._checks import check_number
@@ -151,8 +152,6 @@ def _colorbar(fig: Figure, cs: Any, ax: Any, log: bool) -> None:
     cb = fig.colorbar(cs, ax=ax)
     cb.set_label("loss" + (" (log scale)" if log else ""))
     if log:
-        from matplotlib.ticker import FixedLocator, LogLocator, MaxNLocator, ScalarFormatter
-
         lo, hi = float(cs.norm.vmin), float(cs.norm.vmax)
         if hi / lo < 10:   # less than a decade: evenly spaced round numbers read better
             ticks = [t for t in MaxNLocator(6).tick_values(lo, hi) if lo <= t <= hi]

@@ -186,6 +186,7 @@ def render_report(store: Store, study: str | None = None, *, smooth: float | Non
 
 def _add_landscape(store: Store, a: Any, figs: list[Plot]) -> str:
     """Landscape plots of the best configuration's first finished seed; returns a note."""
+    # lazy: only a report with --landscape replays a trial and draws its landscape
     from optimlab.viz.curves import to_png
     from optimlab.viz.landscape import trial_landscape
 

@@ -14,13 +14,25 @@ Workloads: the digits MLP (64→128→10, all 1797 samples) and the course's cat
 dataloader/trainer (how many times faster than the DataLoader loop).
 
     python benchmarks/epoch.py [--epochs 5] [--repeats 3] [--device cpu]
+
+``--baseline OTHER/src`` instead times the ``trainer`` loop of this checkout against the same
+loop of another checkout (say, main), each in its own process, asked in turn for ``--rounds``
+measurements of every workload so that a busy moment hits both alike; it prints the best ms
+per epoch of each and their ratio (this/baseline: ≤ 1 is as fast or faster):
+
+    git worktree add /tmp/main main   # or: git archive main src | tar -x -C /tmp/main
+    python benchmarks/epoch.py --baseline /tmp/main/src
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
@@ -84,29 +96,109 @@ def time_loop(loop, sizes, X, y, batch, epochs, repeats) -> float:
     return best
 
 
+def workloads() -> dict[str, tuple[tuple[int, int, int], torch.Tensor, torch.Tensor]]:
+    digits = load("digits")
+    cats = load("cat_vs_dog", n=4096, seed=0)
+    return {
+        "digits 64→128→10": ((64, 128, 10), digits.X, digits.y),
+        "cat/dog 1000→100→2": ((1000, 100, 2), cats.X, cats.y),
+    }
+
+
+BATCHES = (32, 256, 1024)
+
+
+def child(args: argparse.Namespace) -> None:
+    """Serve timings: read ``workload|batch`` lines, answer best seconds per epoch of the
+    trainer loop over ``--repeats`` runs (after one warm-up epoch per workload)."""
+    device = torch.device(args.device)
+    data = {name: (sizes, X.to(device), y.to(device))
+            for name, (sizes, X, y) in workloads().items()}
+    warm: set[str] = set()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        name, batch = line.strip().split("|")
+        sizes, X, y = data[name]
+        if line not in warm:
+            warm.add(line)
+            trainer_loop(make_model(sizes).to(device), X, y, int(batch), 1, 0.01)
+        seconds = time_loop(trainer_loop, sizes, X, y, int(batch), args.epochs, args.repeats)
+        print(seconds, flush=True)
+
+
+def against_baseline(args: argparse.Namespace) -> None:
+    """This checkout's trainer loop against another's: one process per checkout, asked in
+    turn for each measurement, so that both see the same moments of a busy machine."""
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    trees = {"this": here, "baseline": str(Path(args.baseline).resolve())}
+    procs = {}
+    for label, src in trees.items():
+        procs[label] = subprocess.Popen(
+            [sys.executable, __file__, "--child", "--epochs", str(args.epochs), "--repeats",
+             str(args.repeats), "--device", args.device],
+            env={**os.environ, "PYTHONPATH": src}, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+        assert procs[label].stdout is not None and procs[label].stdout.readline() == "ready\n"
+    keys = [f"{name}|{batch}" for name in workloads() for batch in BATCHES]
+    best: dict[str, dict[str, float]] = {k: {} for k in trees}
+    try:
+        for r in range(args.rounds):
+            for key in keys:
+                order = list(trees) if r % 2 == 0 else list(reversed(trees))
+                for label in order:
+                    proc = procs[label]
+                    assert proc.stdin is not None and proc.stdout is not None
+                    proc.stdin.write(key + "\n")
+                    proc.stdin.flush()
+                    value = float(proc.stdout.readline())
+                    best[label][key] = min(value, best[label].get(key, float("inf")))
+    finally:
+        for proc in procs.values():
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait()
+    print(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads; "
+          f"trainer loop, best of {args.rounds} rounds × {args.repeats} × {args.epochs} epochs")
+    print(f"this: {trees['this']}\nbaseline: {trees['baseline']}\n")
+    header = (f"{'workload':20} {'batch':>5} {'this ms':>8} {'baseline ms':>11} "
+              f"{'this/baseline':>13}")
+    print(header)
+    print("-" * len(header))
+    for key in keys:
+        name, batch = key.split("|")
+        mine, base = best["this"][key], best["baseline"][key]
+        print(f"{name:20} {int(batch):5d} {mine * 1e3:8.2f} {base * 1e3:11.2f} "
+              f"{mine / base:13.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="the src folder of another checkout: time its trainer loop against "
+                             "this one's, in alternating processes")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="with --baseline: measurements of each loop, alternating (default 10)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    if args.baseline:
+        against_baseline(args)
+        return
     device = torch.device(args.device)
-
-    digits = load("digits")
-    cats = load("cat_vs_dog", n=4096, seed=0)
-    workloads = {
-        "digits 64→128→10": ((64, 128, 10), digits.X, digits.y),
-        "cat/dog 1000→100→2": ((1000, 100, 2), cats.X, cats.y),
-    }
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads; "
           f"best of {args.repeats} × {args.epochs} epochs\n")
     header = (f"{'workload':20} {'batch':>5} {'dataloader ms':>13} {'slicing ms':>10} "
               f"{'trainer ms':>10} {'trainer/slicing':>15} {'dataloader/trainer':>18}")
     print(header)
     print("-" * len(header))
-    for name, (sizes, X, y) in workloads.items():
+    for name, (sizes, X, y) in workloads().items():
         X, y = X.to(device), y.to(device)
-        for batch in (32, 256, 1024):
+        for batch in BATCHES:
             for loop in LOOPS.values():  # warm-up: allocator, kernels, imports
                 loop(make_model(sizes).to(device), X, y, batch, 1, 0.01)
             # interleave the contenders so that drift in machine speed hits all alike

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from optimlab.data import holdout, load, standardize
+from optimlab.data import load
 from optimlab.schedules import cosine
 from optimlab.train import Trainer
 from optimlab.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
@@ -19,22 +19,8 @@ from optimlab.train.callbacks.snapshot import SnapshotEnsemble
 
 
 @pytest.fixture(scope="module")
-def digits():
-    split, _ = standardize(holdout(load("digits"), seed=0))
-    return split.train.subset(range(320)), split.val
-
-
-def mlp(bn: bool = False, dropout: float = 0.0, outputs: int = 10, inputs: int = 64,
-        seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    layers: list[torch.nn.Module] = [torch.nn.Linear(inputs, 24)]
-    if bn:
-        layers.append(torch.nn.BatchNorm1d(24))
-    layers.append(torch.nn.ReLU())
-    if dropout:
-        layers.append(torch.nn.Dropout(dropout))
-    layers.append(torch.nn.Linear(24, outputs))
-    return torch.nn.Sequential(*layers)
+def digits(digits_split):
+    return digits_split.train.subset(range(320)), digits_split.val
 
 
 def flat(tensors) -> torch.Tensor:
@@ -78,7 +64,7 @@ def strip_times(history) -> dict:
 # -- SWA -----------------------------------------------------------------------------------------
 
 
-def test_swa_average_is_the_mean_of_the_epoch_weights_and_lr_is_swa_lr(digits) -> None:
+def test_swa_average_is_the_mean_of_the_epoch_weights_and_lr_is_swa_lr(mlp, digits) -> None:
     train, val = digits
     swa, rec = SWA(start_epoch=2, swa_lr=0.01), Record()
     trainer = Trainer(mlp(), optimizer="sgd", lr=0.1, schedule=cosine(0.1, 60),
@@ -96,7 +82,7 @@ def test_swa_average_is_the_mean_of_the_epoch_weights_and_lr_is_swa_lr(digits) -
 
 
 @pytest.mark.parametrize("strategy", ["cos", "linear"])
-def test_swa_anneals_to_swa_lr_in_closed_form(digits, strategy: str) -> None:
+def test_swa_anneals_to_swa_lr_in_closed_form(mlp, digits, strategy: str) -> None:
     train, _ = digits
     swa = SWA(start_epoch=1, swa_lr=0.02, anneal_epochs=2, anneal_strategy=strategy)
     history = Trainer(mlp(), optimizer="sgd", lr=0.1, callbacks=[swa]).fit(
@@ -113,7 +99,7 @@ def test_swa_anneals_to_swa_lr_in_closed_form(digits, strategy: str) -> None:
     assert lrs[per_epoch + window:] == [0.02] * (len(lrs) - per_epoch - window)
 
 
-def test_swa_recomputes_batch_norm_statistics_of_the_averaged_network(digits) -> None:
+def test_swa_recomputes_batch_norm_statistics_of_the_averaged_network(mlp, digits) -> None:
     train, _ = digits
     swa = SWA(start_epoch=1, swa_lr=0.02)
     trainer = Trainer(mlp(bn=True), optimizer="sgd", lr=0.1, callbacks=[swa])
@@ -142,7 +128,7 @@ def test_swa_recomputes_batch_norm_statistics_of_the_averaged_network(digits) ->
     assert not torch.allclose(plain.model[1].running_var, bn.running_var, atol=1e-3)
 
 
-def _swa_trainer(ckpt_dir, swa_first: bool, crash_at: int | None) -> Trainer:
+def _swa_trainer(mlp, ckpt_dir, swa_first: bool, crash_at: int | None) -> Trainer:
     swa = SWA(start_epoch=2, swa_lr=0.03, anneal_epochs=1)
     ckpt = ModelCheckpoint(ckpt_dir, save_best=False)
     callbacks = [swa, ckpt] if swa_first else [ckpt, swa]
@@ -153,15 +139,15 @@ def _swa_trainer(ckpt_dir, swa_first: bool, crash_at: int | None) -> Trainer:
 
 @pytest.mark.parametrize("swa_first", [True, False], ids=["swa_then_checkpoint",
                                                           "checkpoint_then_swa"])
-def test_swa_resume_finishes_with_the_uninterrupted_weights(tmp_path, digits,
+def test_swa_resume_finishes_with_the_uninterrupted_weights(mlp, tmp_path, digits,
                                                              swa_first: bool) -> None:
     train, val = digits
-    straight = _swa_trainer(tmp_path / "a", swa_first, None)
+    straight = _swa_trainer(mlp, tmp_path / "a", swa_first, None)
     full = straight.fit(train, val, epochs=7, batch_size=32)
-    first = _swa_trainer(tmp_path / "b", swa_first, 3)
+    first = _swa_trainer(mlp, tmp_path / "b", swa_first, 3)
     with pytest.raises(RuntimeError, match="simulated crash"):
         first.fit(train, val, epochs=7, batch_size=32)
-    resumed = _swa_trainer(tmp_path / "b", swa_first, None)
+    resumed = _swa_trainer(mlp, tmp_path / "b", swa_first, None)
     history = resumed.fit(train, val, epochs=7, batch_size=32,
                           resume=tmp_path / "b" / "last.pt")
     assert strip_times(history) == strip_times(full)
@@ -169,7 +155,7 @@ def test_swa_resume_finishes_with_the_uninterrupted_weights(tmp_path, digits,
                        flat(straight.model.state_dict().values()))
 
 
-def test_swa_rejects_a_start_after_the_last_epoch_and_torch_schedulers(digits) -> None:
+def test_swa_rejects_a_start_after_the_last_epoch_and_torch_schedulers(mlp, digits) -> None:
     train, _ = digits
     with pytest.raises(ValueError, match="start_epoch=5"):
         Trainer(mlp(), callbacks=[SWA(start_epoch=5)]).fit(train, epochs=5)
@@ -184,7 +170,7 @@ def test_swa_rejects_a_start_after_the_last_epoch_and_torch_schedulers(digits) -
 # -- EMA -----------------------------------------------------------------------------------------
 
 
-def test_ema_matches_a_hand_computed_average_and_reports_ema_val_metrics(digits) -> None:
+def test_ema_matches_a_hand_computed_average_and_reports_ema_val_metrics(mlp, digits) -> None:
     train, val = digits
     beta = 0.9
     ema, rec = EMA(decay=beta), Record()
@@ -211,7 +197,7 @@ def test_ema_matches_a_hand_computed_average_and_reports_ema_val_metrics(digits)
     assert stop.best == min(history["ema_val_loss"])
 
 
-def test_ema_leaves_training_untouched_unless_applied(digits) -> None:
+def test_ema_leaves_training_untouched_unless_applied(mlp, digits) -> None:
     train, val = digits
     runs = {}
     for name, callbacks in (("none", []), ("ema", [EMA(0.95, apply_at_end=False)])):
@@ -230,19 +216,19 @@ def test_ema_leaves_training_untouched_unless_applied(digits) -> None:
     assert not torch.equal(inside, runs["ema"][0])
 
 
-def _ema_trainer(ckpt_dir, crash_at: int | None) -> Trainer:
+def _ema_trainer(mlp, ckpt_dir, crash_at: int | None) -> Trainer:
     return Trainer(mlp(bn=True), optimizer="adam", lr=3e-3, metrics=["accuracy"],
                    callbacks=[EMA(0.9), ModelCheckpoint(ckpt_dir, save_best=False),
                               Crash(crash_at)])
 
 
-def test_ema_resume_finishes_with_the_uninterrupted_weights(tmp_path, digits) -> None:
+def test_ema_resume_finishes_with_the_uninterrupted_weights(mlp, tmp_path, digits) -> None:
     train, val = digits
-    straight = _ema_trainer(tmp_path / "a", None)
+    straight = _ema_trainer(mlp, tmp_path / "a", None)
     full = straight.fit(train, val, epochs=5, batch_size=32)
     with pytest.raises(RuntimeError):
-        _ema_trainer(tmp_path / "b", 2).fit(train, val, epochs=5, batch_size=32)
-    resumed = _ema_trainer(tmp_path / "b", None)
+        _ema_trainer(mlp, tmp_path / "b", 2).fit(train, val, epochs=5, batch_size=32)
+    resumed = _ema_trainer(mlp, tmp_path / "b", None)
     history = resumed.fit(train, val, epochs=5, batch_size=32,
                           resume=tmp_path / "b" / "last.pt")
     assert strip_times(history) == strip_times(full)
@@ -254,7 +240,7 @@ def test_ema_resume_finishes_with_the_uninterrupted_weights(tmp_path, digits) ->
 
 
 @pytest.mark.parametrize("keep", [None, 2])
-def test_snapshot_ensemble_lr_snapshots_and_probabilities(digits, keep: int | None) -> None:
+def test_snapshot_ensemble_lr_snapshots_and_probabilities(mlp, digits, keep: int | None) -> None:
     train, val = digits
     snap, rec = SnapshotEnsemble(cycles=3, lr_max=0.2, lr_min=0.01, keep=keep), Record()
     trainer = Trainer(mlp(bn=True), optimizer="sgd", lr=0.05, metrics=["accuracy"],
@@ -291,7 +277,7 @@ def test_snapshot_ensemble_lr_snapshots_and_probabilities(digits, keep: int | No
     assert len(snap.models()) == kept
 
 
-def test_snapshot_ensemble_binary_averages_sigmoid_probabilities() -> None:
+def test_snapshot_ensemble_binary_averages_sigmoid_probabilities(mlp) -> None:
     data = load("moons", n=200, seed=1)
     snap = SnapshotEnsemble(cycles=2)
     trainer = Trainer(mlp(inputs=2, outputs=1), optimizer="sgd", lr=0.3,
@@ -309,7 +295,7 @@ def test_snapshot_ensemble_binary_averages_sigmoid_probabilities() -> None:
         float(((mean.squeeze(1) >= 0.5).long() == data.y).double().mean()))
 
 
-def _snap_trainer(ckpt_dir, crash_at: int | None) -> Trainer:
+def _snap_trainer(mlp, ckpt_dir, crash_at: int | None) -> Trainer:
     return Trainer(mlp(bn=True), optimizer="sgd", lr=0.1, optimizer_kwargs={"momentum": 0.9},
                    metrics=["accuracy"],
                    callbacks=[ModelCheckpoint(ckpt_dir, save_best=False),
@@ -317,13 +303,13 @@ def _snap_trainer(ckpt_dir, crash_at: int | None) -> Trainer:
                               Crash(crash_at)])
 
 
-def test_snapshot_ensemble_resume_gives_the_same_snapshots(tmp_path, digits) -> None:
+def test_snapshot_ensemble_resume_gives_the_same_snapshots(mlp, tmp_path, digits) -> None:
     train, val = digits
-    straight = _snap_trainer(tmp_path / "a", None)
+    straight = _snap_trainer(mlp, tmp_path / "a", None)
     full = straight.fit(train, val, epochs=6, batch_size=64)
     with pytest.raises(RuntimeError):
-        _snap_trainer(tmp_path / "b", 2).fit(train, val, epochs=6, batch_size=64)
-    resumed = _snap_trainer(tmp_path / "b", None)
+        _snap_trainer(mlp, tmp_path / "b", 2).fit(train, val, epochs=6, batch_size=64)
+    resumed = _snap_trainer(mlp, tmp_path / "b", None)
     history = resumed.fit(train, val, epochs=6, batch_size=64,
                           resume=tmp_path / "b" / "last.pt")
     assert strip_times(history) == strip_times(full)
@@ -334,7 +320,7 @@ def test_snapshot_ensemble_resume_gives_the_same_snapshots(tmp_path, digits) -> 
     assert torch.equal(a.predict(val.X, proba=True), b.predict(val.X, proba=True))
 
 
-def test_snapshot_ensemble_needs_enough_epochs_and_snapshots(digits) -> None:
+def test_snapshot_ensemble_needs_enough_epochs_and_snapshots(mlp, digits) -> None:
     train, val = digits
     with pytest.raises(ValueError, match="cycles=4"):
         Trainer(mlp(), callbacks=[SnapshotEnsemble(cycles=4)]).fit(train, epochs=3)

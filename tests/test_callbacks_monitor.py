@@ -13,7 +13,6 @@ import pytest
 import torch
 from torch import nn
 
-from optimlab.data import holdout, load
 from optimlab.train import Trainer
 from optimlab.train.callbacks.base import Callback, State
 from optimlab.train.callbacks.checkpoint import ModelCheckpoint
@@ -21,16 +20,6 @@ from optimlab.train.callbacks.logging import CSVLogger, JSONLogger, TensorBoardL
 from optimlab.train.callbacks.monitor import GradientMonitor, GradientWarning, TimeToTarget
 from optimlab.train.callbacks.plateau import ReduceLROnPlateau
 from optimlab.train.history import History
-
-
-@pytest.fixture(scope="module")
-def split():
-    return holdout(load("digits"))
-
-
-def mlp(seed: int = 0, hidden: int = 32) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
 def deep(depth: int, act: type[nn.Module] | None, width: int = 32, seed: int = 0) -> nn.Module:
@@ -59,7 +48,7 @@ class Script(Callback):
 def fake_state(lr: float = 0.5) -> State:
     model = nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
-    return State(trainer=None, model=model, optimizer=opt, history=History())  # type: ignore
+    return State(model=model, optimizer=opt, history=History())
 
 
 # ---------------------------------------------------------------- ReduceLROnPlateau
@@ -140,7 +129,7 @@ def test_plateau_validates_and_needs_the_key():
         ReduceLROnPlateau().on_epoch_end(state)
 
 
-def test_plateau_composes_with_a_schedule_in_a_fit(split):
+def test_plateau_composes_with_a_schedule_in_a_fit(mlp, digits_split):
     def schedule(t: int) -> float:
         return 0.05 / (1 + 0.01 * t)
 
@@ -148,7 +137,7 @@ def test_plateau_composes_with_a_schedule_in_a_fit(split):
     plateau = ReduceLROnPlateau(patience=1, factor=0.5)
     tr = Trainer(mlp(), optimizer="sgd", lr=0.05, schedule=schedule, progress=False,
                  callbacks=[Script("val_loss", scripted), plateau])
-    h = tr.fit(split.train, split.val, epochs=len(scripted), batch_size=256)
+    h = tr.fit(digits_split.train, digits_split.val, epochs=len(scripted), batch_size=256)
     # torch's scheduler on the same values gives the factor in force after each epoch
     after = _torch_factors(scripted, 1.0, patience=1, factor=0.5)
     factor_in_epoch = [1.0, *after[:-1]]
@@ -158,14 +147,14 @@ def test_plateau_composes_with_a_schedule_in_a_fit(split):
     assert [r["epoch"] for r in plateau.reductions] == [3, 6]
 
 
-def test_plateau_rejects_torch_scheduler_and_resumes(split, tmp_path):
+def test_plateau_rejects_torch_scheduler_and_resumes(mlp, digits_split, tmp_path):
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.StepLR(opt, 5)
     tr = Trainer(model, optimizer=opt, schedule=sched, callbacks=[ReduceLROnPlateau()],
                  progress=False)
     with pytest.raises(ValueError, match="torch LR scheduler"):
-        tr.fit(split.train, split.val, epochs=1)
+        tr.fit(digits_split.train, digits_split.val, epochs=1)
     cb = ReduceLROnPlateau(patience=1, cooldown=2)
     cb.best, cb.num_bad_epochs, cb.cooldown_counter, cb.mode = 0.3, 1, 2, "min"
     cb.reductions.append({"epoch": 4, "step": 40, "factor": 0.1})
@@ -188,13 +177,13 @@ class GradProbe(Callback):
                            for n, p in state.model.named_parameters() if p.grad is not None})
 
 
-def test_gradient_norms_equal_an_independent_computation(split):
+def test_gradient_norms_equal_an_independent_computation(mlp, digits_split):
     probe = GradProbe()
     by_layer, by_param = GradientMonitor(), GradientMonitor(by="param")
     every3 = GradientMonitor(every=3, record=True)
     tr = Trainer(mlp(), optimizer="sgd", lr=0.05, progress=False,
                  callbacks=[probe, by_layer, by_param, every3])
-    h = tr.fit(split.train, epochs=2, batch_size=128)
+    h = tr.fit(digits_split.train, epochs=2, batch_size=128)
     n = h.n_steps
     assert by_layer.steps == list(range(1, n + 1)) == h.steps["step"]
     assert by_layer.layers == ["0", "2"]
@@ -218,14 +207,14 @@ def test_gradient_norms_equal_an_independent_computation(split):
     assert by_layer.events == [] and by_layer.summary[0]["vanishing"] == 0
 
 
-def test_vanishing_gradients_in_a_deep_sigmoid_network(split):
+def test_vanishing_gradients_in_a_deep_sigmoid_network(digits_split):
     # notes: sigmoid' ≤ 0.25, so the gradient shrinks layer by layer toward the input
     monitor = GradientMonitor(vanishing=1e-7, record=False)
     model = deep(10, nn.Sigmoid)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         Trainer(model, optimizer="sgd", lr=0.05, callbacks=[monitor],
-                progress=False).fit(split.train, epochs=1, batch_size=64)
+                progress=False).fit(digits_split.train, epochs=1, batch_size=64)
     messages = [str(w.message) for w in caught if w.category is GradientWarning]
     assert any("vanishing gradient in layer '0'" in m for m in messages)
     assert len(messages) == len({(e["layer"], e["kind"]) for e in monitor.events})  # once each
@@ -244,11 +233,11 @@ def test_vanishing_gradients_in_a_deep_sigmoid_network(split):
     with warnings.catch_warnings():
         warnings.simplefilter("error", GradientWarning)
         Trainer(deep(10, nn.ReLU), optimizer="sgd", lr=0.01, callbacks=[relu],
-                progress=False).fit(split.train, max_steps=5, batch_size=64)
+                progress=False).fit(digits_split.train, max_steps=5, batch_size=64)
     assert relu.events == []
 
 
-def test_exploding_and_nonfinite_gradients(split):
+def test_exploding_and_nonfinite_gradients(mlp, digits_split):
     model = deep(8, None)
     with torch.no_grad():
         for m in model:
@@ -256,7 +245,7 @@ def test_exploding_and_nonfinite_gradients(split):
     monitor = GradientMonitor(exploding=1e3)
     with pytest.warns(GradientWarning, match="exploding"):
         Trainer(model, optimizer="sgd", lr=1e-9, callbacks=[monitor],
-                progress=False).fit(split.train, max_steps=3, batch_size=64)
+                progress=False).fit(digits_split.train, max_steps=3, batch_size=64)
     kinds = {(e["layer"], e["kind"]) for e in monitor.events}
     assert ("0", "exploding") in kinds
     assert all(e["value"] > 1e3 for e in monitor.events)
@@ -271,7 +260,7 @@ def test_exploding_and_nonfinite_gradients(split):
     watch = GradientMonitor()
     with pytest.warns(GradientWarning, match="nonfinite gradient in layer '2' at step 2"):
         h = Trainer(mlp(), optimizer="sgd", lr=0.05, callbacks=[Poison(), watch],
-                    progress=False).fit(split.train, epochs=1, batch_size=64)
+                    progress=False).fit(digits_split.train, epochs=1, batch_size=64)
     assert h.status == "diverged"
     first = watch.events[0]
     assert (first["step"], first["layer"], first["kind"]) == (2, "2", "nonfinite")
@@ -297,12 +286,12 @@ def test_gradient_monitor_validates_and_state_round_trips(tmp_path):
 
 
 # ---------------------------------------------------------------- TimeToTarget
-def test_time_to_target_at_epoch_end(split):
+def test_time_to_target_at_epoch_end(mlp, digits_split):
     scripted = [0.5, 0.8, 0.96, 0.97, 0.99]
     ttt = TimeToTarget("val_accuracy", target=0.95)
     tr = Trainer(mlp(), optimizer="sgd", lr=0.05, progress=False,
                  callbacks=[Script("val_accuracy", scripted), ttt])
-    h = tr.fit(split.train, split.val, epochs=5, batch_size=128)
+    h = tr.fit(digits_split.train, digits_split.val, epochs=5, batch_size=128)
     spe = tr.state.steps_per_epoch
     assert (ttt.reached, ttt.epoch, ttt.step, ttt.value) == (True, 2, 3 * spe, 0.96)
     assert ttt.seconds == pytest.approx(sum(e["time"] for e in h.epochs[:3]), rel=1e-9)
@@ -312,26 +301,27 @@ def test_time_to_target_at_epoch_end(split):
     assert h["steps_to_target"][2] == 3 * spe
 
 
-def test_time_to_target_stops_and_never_reached(split):
+def test_time_to_target_stops_and_never_reached(mlp, digits_split):
     ttt = TimeToTarget("val_loss", target=10.0, stop=True, name="loss10")  # min mode: ≤ 10
     h = Trainer(mlp(), optimizer="sgd", lr=0.05, progress=False,
-                callbacks=[ttt]).fit(split.train, split.val, epochs=5, batch_size=128)
+                callbacks=[ttt]).fit(digits_split.train, digits_split.val, epochs=5, batch_size=128)
     assert ttt.mode == "min" and ttt.epoch == 0 and len(h.epochs) == 1
     assert h.status == "stopped" and "val_loss reached 10" in h.reason
     assert "steps_to_loss10" in h.epochs[0]
     never = TimeToTarget("val_accuracy", target=1.01)
     h = Trainer(mlp(), optimizer="sgd", lr=0.05, progress=False,
-                callbacks=[never]).fit(split.train, split.val, epochs=2, batch_size=256)
+                callbacks=[never]).fit(digits_split.train, digits_split.val, epochs=2,
+                                       batch_size=256)
     assert not never.reached and never.step is None and never.seconds is None
     with pytest.raises(ValueError, match="val_accuracy"):
         Trainer(mlp(), optimizer="sgd", lr=0.05, progress=False,
-                callbacks=[TimeToTarget()]).fit(split.train, epochs=1)
+                callbacks=[TimeToTarget()]).fit(digits_split.train, epochs=1)
 
 
-def test_time_to_target_on_the_step_loss(split):
+def test_time_to_target_on_the_step_loss(mlp, digits_split):
     ttt = TimeToTarget("loss", target=1.5, stop=True)
     tr = Trainer(mlp(), optimizer="sgd", lr=0.1, progress=False, callbacks=[ttt])
-    h = tr.fit(split.train, epochs=20, batch_size=32)
+    h = tr.fit(digits_split.train, epochs=20, batch_size=32)
     first = next(s for s, v in zip(h.steps["step"], h.steps["loss"], strict=True) if v <= 1.5)
     assert ttt.step == first == h.n_steps  # stopped right after that update
     assert 0 < ttt.seconds <= tr.state.elapsed
@@ -344,7 +334,7 @@ def _read_csv(path):
         return list(csv.DictReader(fh))
 
 
-def test_csv_and_json_loggers(split, tmp_path):
+def test_csv_and_json_loggers(mlp, digits_split, tmp_path):
     csv_path, json_path = tmp_path / "log" / "e.csv", tmp_path / "log" / "e.jsonl"
 
     class Flush(Callback):  # the file holds each epoch's row before the next epoch starts
@@ -360,7 +350,7 @@ def test_csv_and_json_loggers(split, tmp_path):
     h = Trainer(mlp(), optimizer="sgd", lr=0.1, metrics=["accuracy"], progress=False,
                 callbacks=[flush, Script("score", [0.1, 0.3, 0.6, 0.7]), ttt,
                            CSVLogger(csv_path), JSONLogger(json_path)]
-                ).fit(split.train, split.val, epochs=4, batch_size=64)
+                ).fit(digits_split.train, digits_split.val, epochs=4, batch_size=64)
     rows = _read_csv(csv_path)
     assert flush.seen == [1, 2, 3]
     assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]
@@ -390,11 +380,11 @@ class Explode(Callback):
                 state.model[0].weight.fill_(float("inf"))
 
 
-def test_loggers_on_divergence(split, tmp_path):
+def test_loggers_on_divergence(mlp, digits_split, tmp_path):
     h = Trainer(mlp(), optimizer="sgd", lr=0.05, progress=False,
                 callbacks=[Explode(30), CSVLogger(tmp_path / "d.csv"),
                            JSONLogger(tmp_path / "d.jsonl")]
-                ).fit(split.train, split.val, epochs=5, batch_size=64)
+                ).fit(digits_split.train, digits_split.val, epochs=5, batch_size=64)
     assert h.status == "diverged" and len(h.epochs) == 2  # 23 updates per epoch
     assert len(_read_csv(tmp_path / "d.csv")) == len(h.epochs)
     text = (tmp_path / "d.jsonl").read_text()
@@ -405,7 +395,7 @@ def test_loggers_on_divergence(split, tmp_path):
     assert end["status"] == "diverged" and end["stop_step"] == h.stop_step and end["reason"]
 
 
-def test_resume_is_exact_and_loggers_drop_rows_after_the_checkpoint(split, tmp_path):
+def test_resume_is_exact_and_loggers_drop_rows_after_the_checkpoint(mlp, digits_split, tmp_path):
     ckpt = tmp_path / "ck"
     csv_path, json_path = tmp_path / "e.csv", tmp_path / "e.jsonl"
     scripted = [1.0, 0.9, 0.9, 0.9, 0.95, 0.8]
@@ -419,13 +409,14 @@ def test_resume_is_exact_and_loggers_drop_rows_after_the_checkpoint(split, tmp_p
                                   ModelCheckpoint(ckpt, every=2)])
 
     ref = trainer()
-    full = ref.fit(split.train, split.val, epochs=6, batch_size=128)
+    full = ref.fit(digits_split.train, digits_split.val, epochs=6, batch_size=128)
     # a crash after epoch 4: rows 0-4 on disk, last.pt from epoch 3, a torn JSON line
-    assert len(trainer().fit(split.train, split.val, epochs=5, batch_size=128).epochs) == 5
+    crashed = trainer().fit(digits_split.train, digits_split.val, epochs=5, batch_size=128)
+    assert len(crashed.epochs) == 5
     lines = json_path.read_text().splitlines()[:-1]  # no "end" line: it crashed
     json_path.write_text("\n".join(lines) + '\n{"event": "epo')
     tr = trainer()
-    resumed = tr.fit(split.train, split.val, epochs=6, batch_size=128,
+    resumed = tr.fit(digits_split.train, digits_split.val, epochs=6, batch_size=128,
                      resume=str(ckpt / "last.pt"))
     assert resumed.steps["lr"] == full.steps["lr"]  # the plateau's factor resumed exactly
     assert resumed["train_loss"] == full["train_loss"]
@@ -453,13 +444,13 @@ def test_tensorboard_missing_raises_with_install_hint(monkeypatch, tmp_path):
         TensorBoardLogger(tmp_path)
 
 
-def test_tensorboard_logger(split, tmp_path):
+def test_tensorboard_logger(mlp, digits_split, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     h = Trainer(mlp(), optimizer="sgd", lr=0.05, progress=False,
                 callbacks=[TensorBoardLogger(tmp_path / "tb", per_step=True, step_every=2)]
-                ).fit(split.train, split.val, epochs=2, batch_size=256)
+                ).fit(digits_split.train, digits_split.val, epochs=2, batch_size=256)
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])

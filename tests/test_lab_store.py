@@ -157,7 +157,8 @@ def test_two_runners_on_one_file_lose_nothing_and_repeat_nothing(tmp_path) -> No
 
 
 def test_workers_run_the_study_in_parallel_processes(tmp_path) -> None:
-    spec = load_spec(write_spec(tmp_path, epochs=1))
+    # trials long enough that the first worker cannot claim them all before the second starts
+    spec = load_spec(write_spec(tmp_path, epochs=30))
     out = run_study(spec, tmp_path / "w.db", workers=2)
     assert out.counts == {"completed": 6}
     with Store(tmp_path / "w.db") as store:

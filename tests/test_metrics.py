@@ -461,3 +461,108 @@ def test_custom_metric() -> None:
 def test_bad_inputs_raise(outputs, targets, task, match) -> None:
     with pytest.raises(ValueError, match=match):
         prepare(outputs, targets, task)
+
+
+# ---------------------------------------------------------------- the cheap path, case by case
+# The metrics are computed from a confusion matrix, by ranks and as numpy means rather than by
+# sklearn: on many random batches — classes missing from the targets or from the predictions,
+# tied scores, one class only, constant targets — they equal sklearn's values.
+
+_COUNTING_NAMES = [f"{base}{suffix}" for base in ("precision", "recall", "f1")
+                   for suffix in ("", "_macro", "_micro", "_weighted")]
+
+
+def _counting_ref(name: str, y: np.ndarray, p: np.ndarray, task: str) -> float:
+    base, _, average = name.partition("_")
+    fn = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[base]
+    average = average or ("binary" if task == "binary" else "macro")
+    return fn(y, p, average=average, zero_division=0)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_counting_metrics_equal_sklearn_on_awkward_batches(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 7))
+    n = int(rng.integers(1, 40))
+    present = rng.choice(k, size=int(rng.integers(1, k + 1)), replace=False)  # some absent
+    y = rng.choice(present, size=n)
+    logits = rng.normal(size=(n, k))
+    if seed % 3 == 0:
+        logits[:, present[0]] += 5.0  # predictions pile on one class
+    out, tgt = torch.tensor(logits), torch.tensor(y)
+    p = logits.argmax(1)
+    for name in ["accuracy", *_COUNTING_NAMES]:
+        got = get_metric(name)(out, tgt, "multiclass")
+        want = skm.accuracy_score(y, p) if name == "accuracy" else \
+            _counting_ref(name, y, p, "multiclass")
+        assert got == want, name
+    np.testing.assert_array_equal(
+        compute(["confusion_matrix"], out, tgt, "multiclass",
+                include_nonscalar=True)["confusion_matrix"],
+        skm.confusion_matrix(y, p, labels=np.arange(k)))
+    for kk in (2, 3):
+        if kk < k:
+            assert get_metric(f"top{kk}_accuracy")(out, tgt, "multiclass") == \
+                skm.top_k_accuracy_score(y, logits, k=kk, labels=np.arange(k))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_binary_counting_and_auc_equal_sklearn_with_ties_and_one_class(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(2, 50))
+    y = rng.integers(0, 2, size=n) if seed % 4 else np.zeros(n, dtype=np.int64)
+    logits = np.round(rng.normal(size=n), 1)  # rounded: many tied scores
+    if seed == 5:
+        logits = -np.abs(logits) - 0.1  # no positive prediction at all
+    out, tgt = torch.tensor(logits), torch.tensor(y)
+    p = (logits >= 0).astype(int)
+    for name in ["accuracy", *_COUNTING_NAMES, "f1_binary"]:
+        got = get_metric(name)(out, tgt, "binary")
+        want = skm.accuracy_score(y, p) if name == "accuracy" else \
+            _counting_ref(name.replace("_binary", ""), y, p, "binary")
+        assert got == want, name
+    auc = get_metric("roc_auc")(out, tgt, "binary")
+    if len(np.unique(y)) < 2:
+        assert math.isnan(auc)
+    else:
+        assert auc == pytest.approx(skm.roc_auc_score(y, logits), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_multiclass_auc_equals_sklearn_with_tied_probabilities(seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    k, n = 4, 60
+    y = rng.integers(0, k - (seed % 2), size=n)  # with odd seeds, class 3 never occurs
+    logits = np.round(rng.normal(size=(n, k)), 0)  # integer logits: ties in probabilities
+    got = get_metric("roc_auc")(torch.tensor(logits), torch.tensor(y), "multiclass")
+    present = np.unique(y)
+    indicator = (y[:, None] == present[None, :]).astype(int)
+    want = skm.roc_auc_score(indicator, softmax(logits, axis=1)[:, present], average="macro")
+    assert got == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("constant", [False, True])
+def test_regression_metrics_equal_sklearn(k: int, constant: bool) -> None:
+    out, y = _rng_regression(n=37, k=k, seed=k)
+    if constant:
+        y = torch.ones_like(y)
+        out = out.clone()
+        if k == 3:
+            out[:, 1] = 1.0  # one output predicted exactly: R² 1 there, 0 on the others
+    yn, on = y.numpy(), out.numpy()
+    assert get_metric("mse")(out, y, "regression") == skm.mean_squared_error(yn, on)
+    assert get_metric("mae")(out, y, "regression") == skm.mean_absolute_error(yn, on)
+    assert get_metric("r2")(out, y, "regression") == skm.r2_score(yn, on)
+    assert get_metric("rmse")(out, y, "regression") == pytest.approx(
+        np.mean(np.sqrt(skm.mean_squared_error(yn, on, multioutput="raw_values"))), abs=0)
+
+
+def test_probabilities_are_sigmoid_and_softmax() -> None:
+    z = np.array([-800.0, -3.0, 0.0, 2.5, 800.0])
+    x = prepare(torch.tensor(z), torch.tensor([0, 0, 1, 1, 1]), "binary")
+    np.testing.assert_allclose(x.probabilities, expit(z), rtol=1e-15, atol=0)
+    logits, y = _rng_multiclass(n=20)
+    x = prepare(logits, y, "multiclass")
+    np.testing.assert_allclose(x.probabilities, softmax(logits.double().numpy(), axis=1),
+                               rtol=1e-15, atol=0)

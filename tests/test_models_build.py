@@ -16,6 +16,7 @@ from optimlab.models import (
     available,
     build_model,
     make_activation,
+    n_outputs,
     normalize_spec,
     output_activation,
     task_defaults,
@@ -190,3 +191,19 @@ def test_normalize_spec_and_available():
     assert {"mlp", "cnn", "linear"} <= set(a["models"])
     assert "leaky_relu" in a["activations"] and "he_normal" in a["inits"]
     assert a["losses"]["ce"]["tasks"] == ["multiclass"]
+
+
+@pytest.mark.parametrize("task, n_classes, target_shape, want", [
+    ("binary", 2, (50,), 1), ("binary", None, (50, 1), 1),
+    ("multiclass", 10, (50,), 10), ("multilabel", 4, (50, 4), 4),
+    ("regression", None, (50,), 1), ("regression", None, (50, 1), 1),
+    ("regression", None, (50, 3), 3)])
+def test_n_outputs_follows_the_task_table(task, n_classes, target_shape, want):
+    assert n_outputs(task, n_classes, target_shape) == want
+
+
+def test_n_outputs_needs_classes_and_a_known_task():
+    with pytest.raises(ValueError, match="number of classes"):
+        n_outputs("multiclass")
+    with pytest.raises(ValueError, match="unknown"):
+        n_outputs("ranking", 3)

@@ -3,6 +3,7 @@ stopping, metrics, divergence, bad input, determinism and schedules."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -10,26 +11,10 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 
-from optimlab.data import Dataset, holdout, load, standardize
+from optimlab.data import Dataset, load
 from optimlab.schedules import cosine, linear_scaling, step_decay
-from optimlab.train import Trainer
-from optimlab.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
-
-
-@pytest.fixture(scope="module")
-def digits_split():
-    split, _ = standardize(holdout(load("digits"), seed=0))
-    return split
-
-
-def mlp(inputs: int = 64, hidden: int = 32, outputs: int = 10, dropout: float = 0.0,
-        seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    layers = [torch.nn.Linear(inputs, hidden), torch.nn.ReLU()]
-    if dropout:
-        layers.append(torch.nn.Dropout(dropout))
-    layers.append(torch.nn.Linear(hidden, outputs))
-    return torch.nn.Sequential(*layers)
+from optimlab.train import History, Trainer
+from optimlab.train.callbacks import Callback, EarlyStopping, ModelCheckpoint, read_checkpoint
 
 
 def weights(model: torch.nn.Module) -> torch.Tensor:
@@ -40,7 +25,7 @@ def weights(model: torch.nn.Module) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("scaled", [False, True], ids=["same_lr", "linear_scaling"])
-def test_cat_vs_dog_batch_sizes_give_1024_32_and_1_updates_per_epoch(scaled: bool) -> None:
+def test_cat_vs_dog_batch_sizes_give_1024_32_and_1_updates_per_epoch(mlp, scaled: bool) -> None:
     data = load("cat_vs_dog", n=1024, seed=0)
     data = Dataset(data.X, data.y, task="multiclass", n_classes=2)  # the notes' 2-unit softmax
     counts, lrs = {}, {}
@@ -56,7 +41,7 @@ def test_cat_vs_dog_batch_sizes_give_1024_32_and_1_updates_per_epoch(scaled: boo
         assert lrs == {1: {0.01 / 32}, 32: {0.01}, 1024: {0.32}}
 
 
-def test_full_batch_is_batch_gradient_descent() -> None:
+def test_full_batch_is_batch_gradient_descent(mlp) -> None:
     data = load("moons", n=200, seed=1)
     trainer = Trainer(mlp(2, 8, 1), optimizer="sgd", lr=0.1)
     history = trainer.fit(data, epochs=3, batch_size=None)
@@ -68,7 +53,8 @@ def test_full_batch_is_batch_gradient_descent() -> None:
 
 @pytest.mark.parametrize("optimizer, kwargs", [
     ("sgd", {}), ("adamw", {"weight_decay": 0.1, "decay_mask": "all"})])
-def test_four_micro_batches_of_32_equal_one_batch_of_128(optimizer, kwargs, digits_split) -> None:
+def test_four_micro_batches_of_32_equal_one_batch_of_128(mlp, optimizer, kwargs,
+                                                         digits_split) -> None:
     train = digits_split.train.subset(range(1024))
     big = Trainer(mlp(), optimizer=optimizer, lr=0.01, optimizer_kwargs=kwargs, metrics=[])
     big.fit(train, epochs=2, batch_size=128)
@@ -85,7 +71,7 @@ def test_four_micro_batches_of_32_equal_one_batch_of_128(optimizer, kwargs, digi
 # -- resume ------------------------------------------------------------------------------------
 
 
-def _resumable_trainer(ckpt_dir):
+def _resumable_trainer(mlp, ckpt_dir):
     return Trainer(mlp(dropout=0.2), optimizer="adam", lr=3e-3, schedule=cosine(3e-3, 200),
                    metrics=["accuracy"],
                    callbacks=[EarlyStopping("val_loss", patience=50),
@@ -99,21 +85,87 @@ def _strip_times(history):
     return out
 
 
-def test_resume_after_epoch_3_gives_the_uninterrupted_history(tmp_path, digits_split) -> None:
+def test_resume_after_epoch_3_gives_the_uninterrupted_history(mlp, tmp_path, digits_split) -> None:
     train, val = digits_split.train.subset(range(512)), digits_split.val
-    straight = _resumable_trainer(tmp_path / "a")
+    straight = _resumable_trainer(mlp, tmp_path / "a")
     full = straight.fit(train, val, epochs=7, batch_size=32)
 
-    first = _resumable_trainer(tmp_path / "b")
+    first = _resumable_trainer(mlp, tmp_path / "b")
     first.fit(train, val, epochs=4, batch_size=32)  # epochs 0..3, then "crash"
-    resumed = _resumable_trainer(tmp_path / "b")
+    resumed = _resumable_trainer(mlp, tmp_path / "b")
     history = resumed.fit(train, val, epochs=7, batch_size=32,
                           resume=tmp_path / "b" / "last.pt")
     assert _strip_times(history) == _strip_times(full)
     assert torch.equal(weights(resumed.model), weights(straight.model))
 
 
-def test_checkpoint_errors_are_clear(tmp_path, digits_split) -> None:
+def test_last_checkpoint_writes_each_epochs_history_once(mlp, tmp_path, digits_split) -> None:
+    train, val = digits_split.train.subset(range(256)), digits_split.val
+    trainer = _resumable_trainer(mlp, tmp_path)
+    full = trainer.fit(train, val, epochs=3, batch_size=32)
+    raw = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert "epochs" not in raw["history"] and "steps" not in raw["history"]
+    lines = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert lines[0]["journal"] == "optimlab-history"
+    assert [[r["epoch"] for r in line["epochs"]] for line in lines[1:]] == [[0.0], [1.0], [2.0]]
+    assert [x for line in lines[1:] for x in line["steps"]["loss"]] == full.steps["loss"]
+    read = read_checkpoint(tmp_path / "last.pt")
+    assert read["history"] == full.to_dict() | {"status": "running"}  # saved before fit ended
+    (tmp_path / "history.jsonl").unlink()
+    with pytest.raises(ValueError, match=r"history\.jsonl, which is missing"):
+        read_checkpoint(tmp_path / "last.pt")
+    assert read_checkpoint(tmp_path / "last.pt", history=False)["epoch"] == 2  # weights alone
+
+
+def test_resume_after_a_crash_between_journal_and_checkpoint(mlp, tmp_path,
+                                                             digits_split) -> None:
+    train, val = digits_split.train.subset(range(256)), digits_split.val
+    full = _resumable_trainer(mlp, tmp_path / "a").fit(train, val, epochs=5, batch_size=32)
+    ckpt = tmp_path / "b"
+    _resumable_trainer(mlp, ckpt).fit(train, val, epochs=3, batch_size=32)
+    journal = ckpt / "history.jsonl"
+    committed = journal.read_bytes()
+    with journal.open("ab") as fh:  # epoch 3's rows appended, then killed before the rename
+        fh.write(b'{"epochs":[{"epoch":3.0,"train_loss":9.0}],"steps":{"loss":[9.0]}}\n{"ep')
+    resumed = _resumable_trainer(mlp, ckpt)
+    history = resumed.fit(train, val, epochs=5, batch_size=32, resume=ckpt / "last.pt")
+    assert _strip_times(history) == _strip_times(full)
+    assert journal.read_bytes().startswith(committed)
+    assert _strip_times(History.from_dict(read_checkpoint(ckpt / "last.pt")["history"])) == \
+        _strip_times(full) | {"status": "running"}
+
+
+def test_a_journal_of_another_run_is_refused_and_old_checkpoints_still_resume(
+        mlp, tmp_path, digits_split) -> None:
+    train, val = digits_split.train.subset(range(256)), digits_split.val
+    full = _resumable_trainer(mlp, tmp_path / "a").fit(train, val, epochs=4, batch_size=32)
+    _resumable_trainer(mlp, tmp_path / "b").fit(train, val, epochs=2, batch_size=32)
+    old = read_checkpoint(tmp_path / "b" / "last.pt") | {"version": 1}  # history inline
+    torch.save(old, tmp_path / "v1.pt")
+    resumed = _resumable_trainer(mlp, tmp_path / "c")
+    history = resumed.fit(train, val, epochs=4, batch_size=32, resume=tmp_path / "v1.pt")
+    assert _strip_times(history) == _strip_times(full)
+    # a fresh fit in b's folder starts a new journal: b's old last.pt no longer fits it
+    (tmp_path / "b" / "last.pt").rename(tmp_path / "b-last.pt")
+    (tmp_path / "b" / "best.pt").unlink()
+    _resumable_trainer(mlp, tmp_path / "b").fit(train, val, epochs=1, batch_size=32)
+    (tmp_path / "b-last.pt").rename(tmp_path / "b" / "old.pt")
+    with pytest.raises(ValueError, match="another run"):
+        read_checkpoint(tmp_path / "b" / "old.pt")
+
+
+def test_synced_checkpoints_resume_the_same(mlp, tmp_path, digits_split) -> None:
+    train = digits_split.train.subset(range(128))
+    Trainer(mlp(), optimizer="sgd", callbacks=[ModelCheckpoint(tmp_path, sync=True,
+                                                               monitor="train_loss")]).fit(
+        train, epochs=2)
+    assert read_checkpoint(tmp_path / "last.pt")["history"] == \
+        read_checkpoint(tmp_path / "best.pt")["history"]
+    with pytest.raises(ValueError, match="sync"):
+        ModelCheckpoint(tmp_path, sync="yes")  # type: ignore[arg-type]
+
+
+def test_checkpoint_errors_are_clear(mlp, tmp_path, digits_split) -> None:
     trainer = Trainer(mlp(), optimizer="sgd", lr=0.1)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         trainer.fit(digits_split.train, epochs=1, resume=tmp_path / "missing.pt")
@@ -123,11 +175,12 @@ def test_checkpoint_errors_are_clear(tmp_path, digits_split) -> None:
         Trainer(mlp(), optimizer="sgd", lr=0.1).fit(digits_split.train, epochs=1, resume=bad)
 
 
-def test_checkpoint_is_written_atomically_and_loads_weights_only(tmp_path, digits_split) -> None:
+def test_checkpoint_is_written_atomically_and_loads_weights_only(mlp, tmp_path,
+                                                                 digits_split) -> None:
     cb = ModelCheckpoint(tmp_path, monitor="val_loss")
     Trainer(mlp(), optimizer="sgd", lr=0.1, callbacks=[cb]).fit(
         digits_split.train, digits_split.val, epochs=2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]  # no temp files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "history.jsonl", "last.pt"]
     data = torch.load(tmp_path / "last.pt", weights_only=True)
     assert data["epoch"] == 1 and data["format"] == "optimlab-checkpoint"
 
@@ -147,7 +200,8 @@ class _Recorder(Callback):
 
 @pytest.mark.parametrize("epochs, patience", [(60, 3), (6, 100)],
                          ids=["stopped_by_patience", "stopped_by_epoch_limit"])
-def test_early_stopping_restores_the_best_epochs_weights(epochs, patience, digits_split) -> None:
+def test_early_stopping_restores_the_best_epochs_weights(mlp, epochs, patience,
+                                                         digits_split) -> None:
     train = digits_split.train.subset(range(256))  # small: overfits, val loss turns up
     recorder = _Recorder()
     stopper = EarlyStopping("val_loss", patience=patience, restore_best=True)
@@ -179,7 +233,7 @@ def test_early_stopping_with_ewa_smoothing_and_relative_delta() -> None:
 # -- metrics, accuracy target, predictions -------------------------------------------------------
 
 
-def test_digits_mlp_with_adam_reaches_95_percent_in_under_30_s(digits_split) -> None:
+def test_digits_mlp_with_adam_reaches_95_percent_in_under_30_s(mlp, digits_split) -> None:
     start = time.perf_counter()
     trainer = Trainer(mlp(hidden=128), optimizer="adam", lr=1e-3, metrics=["accuracy"])
     trainer.fit(digits_split.train, digits_split.val, epochs=30, batch_size=32)
@@ -189,7 +243,7 @@ def test_digits_mlp_with_adam_reaches_95_percent_in_under_30_s(digits_split) -> 
     assert elapsed < 30
 
 
-def test_metrics_agree_with_scikit_learn_on_the_same_predictions(digits_split) -> None:
+def test_metrics_agree_with_scikit_learn_on_the_same_predictions(mlp, digits_split) -> None:
     trainer = Trainer(mlp(), optimizer="adam", lr=1e-3, metrics=["accuracy", "f1_macro"])
     trainer.fit(digits_split.train, epochs=2)
     result = trainer.evaluate(digits_split.test)
@@ -204,7 +258,7 @@ def test_metrics_agree_with_scikit_learn_on_the_same_predictions(digits_split) -
 # -- divergence and bad input -------------------------------------------------------------------
 
 
-def test_a_diverging_run_is_recorded_not_raised() -> None:
+def test_a_diverging_run_is_recorded_not_raised(mlp) -> None:
     data = load("linear", n=256, seed=0)
     trainer = Trainer(mlp(data.n_features, 16, 1), optimizer="sgd", lr=50.0, metrics=["mse"])
     history = trainer.fit(data, epochs=20, batch_size=32)
@@ -213,7 +267,7 @@ def test_a_diverging_run_is_recorded_not_raised() -> None:
     assert "loss became" in history.reason
 
 
-def test_skip_mode_skips_nonfinite_steps_and_goes_on(digits_split) -> None:
+def test_skip_mode_skips_nonfinite_steps_and_goes_on(mlp, digits_split) -> None:
     calls = {"n": 0}
 
     def flaky_loss(out, y):
@@ -228,23 +282,24 @@ def test_skip_mode_skips_nonfinite_steps_and_goes_on(digits_split) -> None:
 
 
 @pytest.mark.parametrize("make, fit_kw, words", [
-    (lambda: Trainer(mlp(inputs=10), optimizer="sgd"), {}, ["(64,)", "expects 10 features"]),
-    (lambda: Trainer(mlp(outputs=3), optimizer="sgd"), {}, ["3 outputs", "10 classes"]),
-    (lambda: Trainer(mlp(), loss="mse", optimizer="sgd"), {}, ["mse", "multiclass"]),
-    (lambda: Trainer(mlp(), optimizer="sgd"), {"batch_size": 5000, "drop_last": True},
+    (lambda mlp: Trainer(mlp(inputs=10), optimizer="sgd"), {}, ["(64,)", "expects 10 features"]),
+    (lambda mlp: Trainer(mlp(outputs=3), optimizer="sgd"), {}, ["3 outputs", "10 classes"]),
+    (lambda mlp: Trainer(mlp(), loss="mse", optimizer="sgd"), {}, ["mse", "multiclass"]),
+    (lambda mlp: Trainer(mlp(), optimizer="sgd"), {"batch_size": 5000, "drop_last": True},
      ["batch_size=5000"]),
-    (lambda: Trainer(mlp(), optimizer="nope"), {}, ["unknown optimizer 'nope'"]),
-    (lambda: Trainer(mlp(), optimizer="adam", lr=-1.0), {}, ["lr=-1.0"]),
-    (lambda: Trainer(mlp(), precision="fp16"), {}, ["fp16", "CUDA"]),
+    (lambda mlp: Trainer(mlp(), optimizer="nope"), {}, ["unknown optimizer 'nope'"]),
+    (lambda mlp: Trainer(mlp(), optimizer="adam", lr=-1.0), {}, ["lr=-1.0"]),
+    (lambda mlp: Trainer(mlp(), precision="fp16"), {}, ["fp16", "CUDA"]),
 ])
-def test_bad_input_is_caught_before_the_first_step(make, fit_kw, words, digits_split) -> None:
+def test_bad_input_is_caught_before_the_first_step(mlp, make, fit_kw, words,
+                                                   digits_split) -> None:
     with pytest.raises(ValueError) as err:
-        make().fit(digits_split.train, **{"epochs": 1, **fit_kw})
+        make(mlp).fit(digits_split.train, **{"epochs": 1, **fit_kw})
     for word in words:
         assert word in str(err.value)
 
 
-def test_nan_and_bad_labels_in_the_data_are_refused() -> None:
+def test_nan_and_bad_labels_in_the_data_are_refused(mlp) -> None:
     X = torch.randn(20, 3)
     X[7, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
@@ -253,7 +308,7 @@ def test_nan_and_bad_labels_in_the_data_are_refused() -> None:
         Dataset(torch.randn(4, 3), torch.tensor([0, 1, 5, 1]), task="multiclass", n_classes=3)
 
 
-def test_epochs_or_max_steps_is_required_and_max_steps_is_exact(digits_split) -> None:
+def test_epochs_or_max_steps_is_required_and_max_steps_is_exact(mlp, digits_split) -> None:
     trainer = Trainer(mlp(), optimizer="sgd", lr=0.1)
     with pytest.raises(ValueError, match="epochs"):
         trainer.fit(digits_split.train)
@@ -264,7 +319,7 @@ def test_epochs_or_max_steps_is_required_and_max_steps_is_exact(digits_split) ->
 # -- determinism, schedules, progress -------------------------------------------------------------
 
 
-def test_one_seed_gives_one_history_bit_for_bit(digits_split) -> None:
+def test_one_seed_gives_one_history_bit_for_bit(mlp, digits_split) -> None:
     runs = []
     for _ in range(2):
         trainer = Trainer(mlp(dropout=0.3), optimizer="adam", lr=1e-3, seed=5)
@@ -274,7 +329,7 @@ def test_one_seed_gives_one_history_bit_for_bit(digits_split) -> None:
     assert other.fit(digits_split.train, epochs=2).steps["loss"] != runs[0]["loss"]
 
 
-def test_fit_leaves_the_callers_random_state_alone(digits_split) -> None:
+def test_fit_leaves_the_callers_random_state_alone(mlp, digits_split) -> None:
     trainer = Trainer(mlp(dropout=0.5), optimizer="sgd")  # mlp() seeds: build it first
     torch.manual_seed(123)
     expected = torch.rand(3)
@@ -283,7 +338,7 @@ def test_fit_leaves_the_callers_random_state_alone(digits_split) -> None:
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_schedule_by_step_and_by_epoch(digits_split) -> None:
+def test_schedule_by_step_and_by_epoch(mlp, digits_split) -> None:
     train = digits_split.train.subset(range(320))  # 10 updates per epoch
     by_step = cosine(0.1, 30)
     history = Trainer(mlp(), optimizer="sgd", schedule=by_step).fit(train, epochs=3)
@@ -294,7 +349,7 @@ def test_schedule_by_step_and_by_epoch(digits_split) -> None:
     assert history.steps["lr"] == pytest.approx([0.1] * 10 + [0.05] * 10 + [0.025] * 10)
 
 
-def test_torch_lr_scheduler_is_stepped_at_its_unit(digits_split) -> None:
+def test_torch_lr_scheduler_is_stepped_at_its_unit(mlp, digits_split) -> None:
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
@@ -303,13 +358,80 @@ def test_torch_lr_scheduler_is_stepped_at_its_unit(digits_split) -> None:
     assert history.steps["lr"] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
 
 
-def test_progress_is_quiet_when_output_is_not_a_terminal(capsys, digits_split) -> None:
+def test_progress_is_quiet_when_output_is_not_a_terminal(mlp, capsys, digits_split) -> None:
     Trainer(mlp(), optimizer="sgd").fit(digits_split.train.subset(range(64)), epochs=1)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
 
-def test_l2_penalty_is_added_to_the_loss_in_the_notes_form() -> None:
+def test_progress_bar_shows_the_epochs_and_the_last_record(mlp, capsys, digits_split) -> None:
+    trainer = Trainer(mlp(), optimizer="sgd", progress=True)
+    trainer.fit(digits_split.train.subset(range(64)), digits_split.val, epochs=2)
+    out = capsys.readouterr().out
+    assert "train_loss" in out  # the last record (rich squeezes the columns to 80 characters)
+    assert trainer.callbacks == []  # the bar is the Trainer's own, not a user callback
+
+
+def test_progress_bar_stops_when_fit_raises(mlp, digits_split) -> None:
+    class Boom(Callback):
+        def on_epoch_end(self, state) -> None:
+            raise RuntimeError("boom")
+
+    import optimlab.train.callbacks.progress as progress
+
+    bars: list = []
+    original = progress.ProgressBar.on_fit_start
+
+    def track(self, state) -> None:
+        bars.append(self)
+        original(self, state)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(progress.ProgressBar, "on_fit_start", track)
+        with pytest.raises(RuntimeError, match="boom"):
+            Trainer(mlp(), optimizer="sgd", progress=True, callbacks=[Boom()]).fit(
+                digits_split.train.subset(range(64)), epochs=2)
+    assert len(bars) == 1 and bars[0]._progress is None  # stopped, no live display left
+
+
+def test_state_dict_resumes_a_fit_exactly(mlp, digits_split) -> None:
+    train, val = digits_split.train.subset(range(256)), digits_split.val
+
+    def trainer() -> Trainer:
+        return Trainer(mlp(dropout=0.2), optimizer="adam", lr=3e-3, schedule=cosine(3e-3, 60),
+                       metrics=["accuracy"], callbacks=[EarlyStopping("val_loss", patience=50)])
+
+    straight = trainer()
+    full = straight.fit(train, val, epochs=5, batch_size=32)
+    first = trainer()
+    first.fit(train, val, epochs=3, batch_size=32)
+    saved = first.state_dict()
+    assert saved["epoch"] == 2 and len(saved["history"]["epochs"]) == 3
+    resumed = trainer()
+    history = resumed.fit(train, val, epochs=5, batch_size=32, resume=saved)
+    assert _strip_times(history) == _strip_times(full)
+    assert torch.equal(weights(resumed.model), weights(straight.model))
+    with pytest.raises(ValueError, match="call fit"):
+        trainer().state_dict()
+    with pytest.raises(ValueError, match="same callbacks"):
+        Trainer(mlp(), optimizer="adam").fit(train, epochs=4, resume=saved)
+
+
+def test_optimizer_step_hooks_run_and_the_update_is_the_same(mlp, digits_split) -> None:
+    train = digits_split.train.subset(range(128))
+    plain = Trainer(mlp(), optimizer="momentum", lr=0.05)
+    plain.fit(train, epochs=2, batch_size=32)
+    hooked = Trainer(mlp(), optimizer="momentum", lr=0.05)
+    calls: list[int] = []
+    hooked._setup(train)
+    assert hooked.optimizer is not None
+    hooked.optimizer.register_step_post_hook(lambda opt, args, kwargs: calls.append(1))
+    hooked.fit(train, epochs=2, batch_size=32)
+    assert len(calls) == 8
+    assert torch.equal(weights(hooked.model), weights(plain.model))
+
+
+def test_l2_penalty_is_added_to_the_loss_in_the_notes_form(mlp) -> None:
     X, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
     model = mlp(3, 4, 2)
     w0 = [p.detach().clone() for p in model.parameters()]
@@ -321,7 +443,7 @@ def test_l2_penalty_is_added_to_the_loss_in_the_notes_form() -> None:
     assert history.steps["loss"][0] == pytest.approx(plain + penalty, rel=1e-6)
 
 
-def test_an_iterable_of_batches_is_accepted(digits_split) -> None:
+def test_an_iterable_of_batches_is_accepted(mlp, digits_split) -> None:
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(digits_split.train.X[:128], digits_split.train.y[:128]),
         batch_size=32)
@@ -329,7 +451,7 @@ def test_an_iterable_of_batches_is_accepted(digits_split) -> None:
     assert history.n_steps == 4
 
 
-def test_bf16_autocast_trains_on_the_cpu(digits_split) -> None:
+def test_bf16_autocast_trains_on_the_cpu(mlp, digits_split) -> None:
     trainer = Trainer(mlp(), optimizer="adam", lr=1e-3, precision="bf16", metrics=["accuracy"])
     history = trainer.fit(digits_split.train, digits_split.val, epochs=3, batch_size=64)
     assert history.status == "completed"

@@ -1,5 +1,6 @@
-"""Loss landscapes: line, 2-D slice (vectorized vs a naive loop), filter normalization, path PCA,
-the sharpness proxy, the figures and ``optimlab landscape``."""
+"""Loss landscapes (optimlab.train.landscape, drawn by optimlab.viz.landscape): line, 2-D slice
+(vectorized vs a naive loop), filter normalization, path PCA, the sharpness proxy, the figures
+and ``optimlab landscape``."""
 
 from __future__ import annotations
 
@@ -16,18 +17,17 @@ from torch.nn.utils import vector_to_parameters
 
 from optimlab.cli import main
 from optimlab.models import build_model
-from optimlab.viz.landscape import (
+from optimlab.train.landscape import (
     TrajectoryRecorder,
     flatten_params,
     line_loss,
-    plot_line,
-    plot_slice,
     random_directions,
     sharpness,
     slice_2d,
     trajectory_pca,
     unflatten,
 )
+from optimlab.viz.landscape import plot_line, plot_slice
 
 
 def tiny_mlp(seed: int = 0, **spec: object) -> nn.Module:
@@ -289,12 +289,11 @@ def test_cli_writes_the_figures(tmp_path, capsys):
     assert nums["compare_large"]["batch_size"] == 512
 
 
-def test_cli_checkpoint_draws_only_the_slice(tmp_path, capsys):
-    from optimlab.data import holdout, load, standardize
+def test_cli_checkpoint_draws_only_the_slice(tmp_path, capsys, digits_split):
     from optimlab.train import Trainer
     from optimlab.train.callbacks import ModelCheckpoint
 
-    split, _ = standardize(holdout(load("digits"), seed=0))
+    split = digits_split
     Trainer({"type": "mlp", "hidden": [16]}, callbacks=[ModelCheckpoint(tmp_path / "ck")],
             seed=0, progress=False).fit(split.train, split.val, epochs=1)
     out = tmp_path / "figs"
@@ -336,20 +335,31 @@ def test_51x51_digits_slice_is_fast():
     assert seconds < 60
 
 
-def test_a_trial_from_a_study_is_trained_again_to_the_same_weights(tmp_path) -> None:
+def test_a_trial_from_a_study_is_trained_again_to_the_same_weights(tmp_path, capsys) -> None:
+    from optimlab.lab.replay import replay_trial
     from optimlab.lab.runner import run_study
     from optimlab.lab.spec import parse_spec
-    from optimlab.viz.landscape import landscape_report
+    from optimlab.lab.store import Store
+    from optimlab.viz.landscape import trial_landscape
 
     spec = parse_spec({"name": "land", "seeds": 1, "data": {"dataset": "iris", "val": 0.2},
                        "train": {"model": {"type": "mlp", "hidden": [8]}, "epochs": 3,
                                  "batch_size": 16, "lr": 0.05},
                        "axes": {"optimizer": ["sgd", "adam"]}})
     run_study(spec, tmp_path / "s.db")
-    report = landscape_report(grid=5, out=tmp_path / "out", db=tmp_path / "s.db",
-                              config="adam")
-    assert report.numbers["reproduces_store"] is True
-    assert report.numbers["study_trial"] == "adam (seed 0)"
+    with Store(tmp_path / "s.db", create=False) as store:
+        rec = TrajectoryRecorder()
+        replay = replay_trial(store, "land", "adam", 0, [rec])
+        assert replay.reproduces and replay.stored == replay.replayed
+        assert replay.row.label == "adam" and len(rec.weights) == replay.trainer.state.step + 1
+        result = trial_landscape(store, None, "adam", 0, grid=5)
+        assert result.numbers["reproduces_store"] is True
+        assert result.numbers["study_trial"] == "adam (seed 0)"
+        assert sorted(result.figures) == ["landscape_line", "landscape_slice"]
+        result.close()
+        with pytest.raises(ValueError, match="no finished trial 'nadam'"):
+            replay_trial(store, None, "nadam", 0)
+    code = main(["landscape", "--db", str(tmp_path / "s.db"), "--config", "adam", "--grid", "5",
+                 "--out", str(tmp_path / "out"), "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["numbers"]["reproduces_store"]
     assert (tmp_path / "out" / "landscape_slice.png").stat().st_size > 0
-    with pytest.raises(ValueError, match="no finished trial 'nadam'"):
-        landscape_report(grid=5, out=tmp_path / "out", db=tmp_path / "s.db", config="nadam")

@@ -14,7 +14,8 @@ from PIL import Image
 from optimlab.cli import build_parser, main
 from optimlab.commands.paths import parse_optimizer
 from optimlab.viz import surfaces
-from optimlab.viz.paths import animate_paths, format_table, plot_paths, run_paths
+from optimlab.viz.path_plots import animate_paths, plot_paths
+from optimlab.viz.paths import format_table, run_paths
 
 # -- the surfaces ----------------------------------------------------------------------------------
 

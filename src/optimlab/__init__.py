@@ -3,10 +3,32 @@
 Subpackages: ``optimlab.optim`` (optimizers as chains of gradient transforms),
 ``optimlab.schedules`` (learning-rate schedules), ``optimlab.data``, ``optimlab.models``,
 ``optimlab.train`` (the ``Trainer``), and ``optimlab.ewa`` (smoothing a series).
+
+Imports inside functions are kept for start-up time only — ``optimlab --help`` and
+``optimlab datasets`` answer without loading torch, matplotlib or scipy — and each says why on
+its line. Everywhere else, modules import what they use at the top.
 """
 
-from optimlab.smoothing import ewa
-from optimlab.train import History, Trainer
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["History", "Trainer", "__version__", "ewa"]
+
+if TYPE_CHECKING:
+    from optimlab.smoothing import ewa
+    from optimlab.train import History, Trainer
+
+_LAZY = {"History": "optimlab.train", "Trainer": "optimlab.train", "ewa": "optimlab.smoothing"}
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: the CLI imports this package first, and Trainer/ewa would pull in torch and scipy
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'optimlab' has no attribute {name!r}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.signal import lfilter
 
 from optimlab._checks import check_number
 
@@ -32,6 +31,8 @@ def ewa(values: Sequence[float] | np.ndarray, beta: float = 0.9, *,
         raise ValueError(f"values must be a 1-D series; got shape {theta.shape}")
     if theta.size == 0:
         return theta.copy()
+    from scipy.signal import lfilter  # lazy: scipy.signal takes ~1.3 s to import
+
     v = lfilter([1.0 - beta], [1.0, -beta], theta)
     if bias_correction:
         t = np.arange(1, theta.size + 1, dtype=np.float64)

@@ -1,4 +1,11 @@
-"""``optimlab landscape`` — draw the loss landscape of a quick model (or of a checkpoint)."""
+"""``optimlab landscape`` — draw the loss landscape of a quick model, of a checkpoint's weights
+or of a trial of a lab study.
+
+It trains (a quick model, or two to compare batch sizes), or has the lab replay a stored trial,
+then has :mod:`optimlab.viz.landscape` draw the figures, and writes them as PNG files. Heavy
+imports (torch, matplotlib) happen inside the functions: ``optimlab --help`` registers this
+command without loading them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 ORDER = 50
@@ -42,22 +51,179 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from optimlab.viz.landscape import landscape_report
-
     _check(args)
     started = time.perf_counter()
-    report = landscape_report(
-        args.dataset, grid=args.grid, span=args.span, epochs=args.epochs,
-        batch_size=args.batch_size, compare_batch_sizes=args.compare_batch_sizes,
-        checkpoint=args.checkpoint, out=args.out, seed=args.seed, model=args.model,
-        radius=args.radius, db=args.db, study=args.study, config=args.config,
-        trial_seed=args.trial_seed)
-    report.numbers["seconds"] = round(time.perf_counter() - started, 2)
+    if args.db is not None:
+        if args.checkpoint is not None or args.compare_batch_sizes is not None:
+            raise ValueError("a study trial (--db) cannot be combined with --checkpoint or "
+                             "--compare-batch-sizes")
+        result = _trial(args)
+    elif args.checkpoint is not None:
+        result = _checkpoint(args)
+    else:
+        result = _quick(args)
+    files = result.save(args.out)
+    result.numbers["seconds"] = round(time.perf_counter() - started, 2)
     if args.json:
-        print(report.to_json())
+        print(result.to_json(files))
         return 0
-    _print(report.numbers, [str(f) for f in report.files])
+    _print(result.numbers, [str(f) for f in files])
     return 0
+
+
+def _trial(args: argparse.Namespace) -> Any:
+    """A trial of a lab study, trained again from the store (optimlab.lab.replay)."""
+    # lazy, as every import inside this module's functions: `optimlab --help` loads none
+    from optimlab.lab.store import Store
+    from optimlab.viz.landscape import trial_landscape
+
+    with Store(args.db, create=False) as store:
+        return trial_landscape(store, args.study, args.config, args.trial_seed, grid=args.grid,
+                               span=args.span, radius=args.radius)
+
+
+def _split(args: argparse.Namespace) -> Any:
+    from optimlab.data import holdout, load, standardize
+
+    split, _ = standardize(holdout(load(args.dataset), seed=args.seed))
+    return split
+
+
+def _checkpoint(args: argparse.Namespace) -> Any:
+    """Only the slice around a ModelCheckpoint file's weights: nothing is trained."""
+    from optimlab.models import build_model, get_loss, n_outputs, task_defaults
+    from optimlab.train.callbacks import read_checkpoint
+    from optimlab.viz.landscape import describe, weights_landscape
+
+    split = _split(args)
+    train = split.train
+    state = read_checkpoint(args.checkpoint, history=False)["model"]
+    spec = args.model if args.model is not None else _infer_mlp_spec(state)
+    net = build_model(spec, tuple(train.X.shape[1:]),
+                      n_outputs(train.task, train.n_classes, tuple(train.y.shape)),
+                      task=train.task, seed=args.seed)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"the checkpoint {args.checkpoint} does not fit model {spec!r} on "
+                         f"{args.dataset!r} ({str(err).splitlines()[0]}); give the model spec "
+                         "it was trained with") from None
+    loss_fn = get_loss(task_defaults(train.task)["loss"], train.task)
+    name = Path(args.checkpoint).name
+    result = weights_landscape(net, loss_fn, train.X, train.y, grid=args.grid, span=args.span,
+                               seed=args.seed, radius=args.radius,
+                               title=f"Training loss around the weights of {name} "
+                                     f"({args.dataset}, {describe(spec)})")
+    result.numbers = {"dataset": args.dataset, "train_samples": len(train), "grid": args.grid,
+                      "span": args.span, "seed": args.seed, "checkpoint": str(args.checkpoint),
+                      "model": spec, **result.numbers}
+    return result
+
+
+def _quick(args: argparse.Namespace) -> Any:
+    """Train a quick model, recording its path; with --compare-batch-sizes, two more."""
+    from optimlab.train.landscape import TrajectoryRecorder
+    from optimlab.viz.landscape import describe, epochs_text, path_landscape
+
+    split = _split(args)
+    train = split.train
+    spec = args.model if args.model is not None else {"type": "mlp", "hidden": [128]}
+    lr, optimizer, epochs, batch_size = 1e-3, "adam", args.epochs, args.batch_size
+    every = max(1, math.ceil(epochs * math.ceil(len(train) / batch_size) / 200))
+    rec = TrajectoryRecorder(every=every)  # at most ~200 points on the path
+    trainer = _train(spec, split, epochs=epochs, batch_size=batch_size, seed=args.seed, lr=lr,
+                     optimizer=optimizer, callbacks=[rec])
+    last = trainer.history.epochs[-1]
+    title = (f"{args.dataset}, {describe(spec)}, {optimizer} lr={lr:g}, B={batch_size}, "
+             f"{epochs_text(epochs)}")
+    result = path_landscape(trainer.model, trainer.loss_fn, split, rec.weights, grid=args.grid,
+                            span=args.span, seed=args.seed, radius=args.radius, title=title)
+    result.numbers = {
+        "dataset": args.dataset, "train_samples": len(train), "grid": args.grid,
+        "span": args.span, "seed": args.seed, "model": spec, "epochs": epochs,
+        "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
+        "train_loss": float(trainer.evaluate(train)["loss"]),
+        "val_loss": last.get("val_loss"), "val_accuracy": last.get("val_accuracy"),
+        "path_points": len(rec.weights), **result.numbers}
+    if args.compare_batch_sizes is not None:
+        _sharp_vs_flat(args, result, trainer, split, spec, lr, optimizer)
+    return result
+
+
+def _sharp_vs_flat(args: argparse.Namespace, result: Any, trainer: Any, split: Any, spec: Any,
+                   lr: float, optimizer: str) -> None:
+    """A small-batch model and a large-batch one trained until its training loss reaches the
+    small one's (at most as many updates), compared at equal training loss: sharp_vs_flat."""
+    from optimlab.train.callbacks import Callback
+    from optimlab.train.landscape import sharpness
+    from optimlab.viz.landscape import epochs_text, plot_sharp_vs_flat
+
+    class StopAtTrainLoss(Callback):
+        """Stop once the (eval-mode) training loss is at most ``target``."""
+
+        def on_epoch_end(self, state: Any) -> None:
+            loss = state.evaluate(state.train_data)["loss"]
+            if loss <= target:
+                state.request_stop(f"training loss {loss:.4g} reached {target:.4g}")
+
+    small, large = sorted(args.compare_batch_sizes)
+    train, nums = split.train, result.numbers
+    small_tr = trainer if small == args.batch_size else _train(
+        spec, split, epochs=args.epochs, batch_size=small, seed=args.seed, lr=lr,
+        optimizer=optimizer)
+    target = float(small_tr.evaluate(train)["loss"])
+    # the large batch takes fewer updates per epoch: let it train until it reaches the
+    # small-batch model's training loss (at most as many updates), so that the two minima
+    # are compared at the same training loss, not a trained one against an unfinished one
+    updates = small_tr.history.n_steps
+    large_epochs = max(args.epochs, math.ceil(updates / math.ceil(len(train) / large)))
+    large_tr = _train(spec, split, epochs=large_epochs, batch_size=large, seed=args.seed,
+                      lr=lr, optimizer=optimizer, callbacks=[StopAtTrainLoss()])
+    models, notes = {}, {}
+    for label, bs, tr in (("small", small, small_tr), ("large", large, large_tr)):
+        models[label] = tr.model
+        val_acc = tr.history.epochs[-1].get("val_accuracy")
+        train_loss = float(tr.evaluate(train)["loss"])
+        n_epochs = len(tr.history.epochs)
+        notes[label] = (f"{epochs_text(n_epochs)}, {tr.history.n_steps} updates; train loss "
+                        f"{train_loss:.3g}"
+                        + (f", val accuracy {val_acc:.3f}" if val_acc is not None else ""))
+        nums[f"compare_{label}"] = {"batch_size": bs, "epochs": n_epochs,
+                                    "updates": tr.history.n_steps, "train_loss": train_loss,
+                                    "val_accuracy": val_acc}
+    loss_fn = trainer.loss_fn
+    result.figures["sharp_vs_flat"] = plot_sharp_vs_flat(
+        models["small"], models["large"], loss_fn, train.X, train.y, small_batch_size=small,
+        large_batch_size=large, grid=args.grid, span=args.span, seed=args.seed,
+        radius=args.radius, notes=notes)
+    for label in ("small", "large"):
+        nums[f"compare_{label}"].update(sharpness(models[label], loss_fn, train.X, train.y,
+                                                  radius=args.radius, seed=args.seed))
+
+
+def _train(spec: Any, split: Any, *, epochs: int, batch_size: int, seed: int, lr: float,
+           optimizer: str, callbacks: Sequence[Any] = ()) -> Any:
+    from optimlab.train import Trainer
+
+    trainer = Trainer(spec, optimizer=optimizer, lr=lr, metrics=["accuracy"],
+                      callbacks=list(callbacks), seed=seed, progress=False)
+    trainer.fit(split.train, split.val, epochs=epochs, batch_size=batch_size)
+    return trainer
+
+
+def _infer_mlp_spec(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """An MLP spec (hidden widths, norm) that fits a state dict written for an optimlab MLP."""
+    hidden, i = [], 0
+    while f"linear{i}.weight" in state_dict:
+        hidden.append(int(state_dict[f"linear{i}.weight"].shape[0]))
+        i += 1
+    if "output.weight" not in state_dict:
+        raise ValueError("the checkpoint's model is not an optimlab MLP (no 'output.weight'); "
+                         "give its spec with --model '{\"type\": ..., ...}'")
+    norm = None
+    if "norm0.weight" in state_dict:
+        norm = "batch" if "norm0.running_mean" in state_dict else "layer"
+    return {"type": "mlp", "hidden": hidden, "norm": norm}
 
 
 def _fmt(value: Any) -> str:

@@ -62,8 +62,8 @@ def parse_optimizer(text: str) -> tuple[str, dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from optimlab.viz import path_plots, surfaces
     from optimlab.viz import paths as vp
-    from optimlab.viz import surfaces
 
     kwargs: dict[str, Any] = {}
     if args.condition is not None:
@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     result = vp.run_paths(surface, optimizers, start=args.start, steps=args.steps, tol=args.tol,
                           lr=args.lr)
     out = Path(args.out)
-    files = [vp.plot_paths(result, out / "paths.png")]
+    files = [path_plots.plot_paths(result, out / "paths.png")]
     if args.gif:
-        files.append(vp.animate_paths(result, out / "paths.gif"))
+        files.append(path_plots.animate_paths(result, out / "paths.gif"))
 
     if args.json:
         print(json.dumps({**result.summary(), "files": [str(f) for f in files]}, indent=2))

@@ -118,19 +118,16 @@ def environment(device: torch.device) -> dict[str, Any]:
 def build_trainer(spec: StudySpec, settings: dict[str, Any], seed: int, split: Any,
                   callbacks: list[Callback]) -> Any:
     """A Trainer for one trial's settings."""
-    from optimlab.models import build_model
+    from optimlab.models import build_model, n_outputs
     from optimlab.schedules import create as create_schedule
     from optimlab.schedules import linear_scaling
     from optimlab.train import Trainer
 
     train = split.train
     task = train.task
-    outputs = 1 if task in ("binary", "regression") else int(train.n_classes)
-    if task == "regression" and train.y.ndim == 2:
-        outputs = int(train.y.shape[1])
-    shape = tuple(train.X.shape[1:])
-    model = build_model(settings["model"], shape if len(shape) > 1 else shape[0], outputs,
-                        task=task, seed=seed)
+    model = build_model(settings["model"], tuple(train.X.shape[1:]),
+                        n_outputs(task, train.n_classes, tuple(train.y.shape)), task=task,
+                        seed=seed)
     lr = settings["lr"]
     if lr is None:
         from optimlab.optim import available

@@ -21,7 +21,7 @@ Contents: :func:`build_model` / :func:`normalize_spec` (``spec``), :class:`MLP`,
 :func:`initialize` (``init``); :func:`make_activation` (``activations``); :func:`get_loss`,
 :func:`check_targets` (``losses``); :func:`l1_penalty`, :func:`l2_penalty`,
 :func:`elastic_net`, :func:`penalized_parameters` (``penalties``); :func:`task_defaults`,
-:func:`output_activation` (``tasks``); :func:`available` lists every choice.
+:func:`output_activation`, :func:`n_outputs` (``tasks``); :func:`available` lists every choice.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from optimlab.models.penalties import (
     penalized_parameters,
 )
 from optimlab.models.spec import MODEL_DEFAULTS, build_model, normalize_spec
-from optimlab.models.tasks import TASKS, check_task, output_activation, task_defaults
+from optimlab.models.tasks import TASKS, check_task, n_outputs, output_activation, task_defaults
 
 
 def available() -> dict[str, Any]:
@@ -85,6 +85,7 @@ __all__ = [
     "l1_penalty",
     "l2_penalty",
     "make_activation",
+    "n_outputs",
     "normalize_spec",
     "output_activation",
     "parse_activation",

@@ -20,11 +20,13 @@ probabilities, apply :func:`output_activation` (``probs = output_activation(task
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from optimlab.models._registry import positive_int
 
 TASKS: dict[str, dict[str, Any]] = {
     "binary": {
@@ -102,10 +104,27 @@ def output_activation(task: str) -> Callable[[Tensor], Tensor]:
     return _OUTPUT[TASKS[task]["output_activation"]]
 
 
+def n_outputs(task: str, n_classes: int | None = None, target_shape: Sequence[int] = ()) -> int:
+    """The width of the output layer for ``task`` (the table above): 1 logit for binary, K =
+    ``n_classes`` logits for multiclass and multilabel, D values for regression — D the second
+    dimension of targets shaped (N, D), else 1.
+
+    >>> n_outputs("multiclass", 10), n_outputs("regression", target_shape=(100, 3))
+    (10, 3)
+    """
+    check_task(task)
+    if task == "binary":
+        return 1
+    if task == "regression":
+        return int(target_shape[1]) if len(target_shape) == 2 else 1
+    if not n_classes:
+        raise ValueError(f"a {task} model needs the number of classes (n_classes) for its "
+                         "output layer")
+    return int(n_classes)
+
+
 def check_outputs(task: str | None, n_outputs: Any, path: str = "n_outputs") -> int:
     """Validate the output width for ``task``: binary needs 1 logit, multiclass at least 2."""
-    from optimlab.models._registry import positive_int
-
     n = positive_int(path, n_outputs)
     if task is None:
         return n

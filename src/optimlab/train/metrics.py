@@ -1,4 +1,4 @@
-"""Metrics that watch training, computed by scikit-learn from the model's raw outputs.
+"""Metrics that watch training, computed from the model's raw outputs.
 
 A metric tracks performance for monitoring; it is not optimized (the loss is, and the Trainer
 computes the loss itself). Every metric here takes what the model returns and the targets:
@@ -37,6 +37,10 @@ rmse               min  √mse
 r2                 max  1 − Σ (y − ŷ)² / Σ (y − ȳ)²
 ================== ==== ========================================================================
 
+The values are scikit-learn's (its functions are the tests' reference), computed where they are
+cheap: counting metrics from one confusion matrix, ROC-AUC by ranks, regression metrics as numpy
+means (:mod:`optimlab.train.scores` has the formulas).
+
 Averaging of precision / recall / f1 (sklearn's ``average``): ``precision``, ``recall`` and
 ``f1`` mean ``binary`` (class 1 is positive) on a binary task and ``macro`` on a multiclass one;
 spell it out with a suffix: ``f1_macro`` (unweighted mean over classes), ``f1_weighted`` (mean
@@ -69,13 +73,13 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from scipy.special import expit, softmax
-from sklearn import metrics as skm
+
+from optimlab.train import scores
+from optimlab.train.metric_inputs import TASKS, MetricInputs, check_task, prepare
 
 __all__ = [
     "TASKS",
@@ -88,7 +92,6 @@ __all__ = [
     "prepare",
 ]
 
-TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
 _CLASSIFICATION = ("binary", "multiclass")
 _AVERAGES = ("binary", "macro", "micro", "weighted")
 _DEFAULT_TOP_K = 5
@@ -98,152 +101,6 @@ _DEFAULTS: dict[str, tuple[str, ...]] = {
     "multiclass": ("accuracy", "f1_macro"),
     "regression": ("mse", "mae", "r2"),
 }
-
-
-# --------------------------------------------------------------------------------------------
-# Inputs: tensors → numpy once per call
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricInputs:
-    """Outputs and targets of one evaluation, on the CPU as numpy, ready for sklearn.
-
-    ``y_true``/``y_pred`` are int64 labels for classification and float64 values for
-    regression; ``scores`` are the raw outputs as float64 (binary logits [n], multiclass logits
-    [n, K], regression values). Build it with :func:`prepare`.
-    """
-
-    task: str
-    y_true: np.ndarray
-    y_pred: np.ndarray
-    scores: np.ndarray
-    n_classes: int | None = None
-
-    @property
-    def n(self) -> int:
-        """Number of samples."""
-        return int(self.y_true.shape[0])
-
-    @cached_property
-    def probabilities(self) -> np.ndarray:
-        """σ(logit) for binary [n], softmax(logits) for multiclass [n, K]."""
-        if self.task == "binary":
-            return expit(self.scores)
-        if self.task == "multiclass":
-            return softmax(self.scores, axis=1)
-        raise ValueError("probabilities exist only for classification tasks")
-
-    @cached_property
-    def finite(self) -> bool:
-        """Whether every output is finite (no NaN, no ±inf)."""
-        return bool(np.isfinite(self.scores).all())
-
-
-def prepare(outputs: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarray,
-            task: str) -> MetricInputs:
-    """Check shapes, move ``outputs`` and ``targets`` to CPU numpy once, derive labels.
-
-    Raises ``ValueError`` on an unknown task, an empty batch, shapes that don't fit the task,
-    labels out of range or non-finite targets.
-    """
-    _check_task(task)
-    out = _to_numpy(outputs, floating=True)
-    tgt = _to_numpy(targets, floating=None)
-    if out.ndim == 0 or out.shape[0] == 0:
-        raise ValueError(f"outputs hold no samples (shape {tuple(out.shape)})")
-    if tgt.ndim == 0 or tgt.shape[0] != out.shape[0]:
-        raise ValueError(
-            f"outputs and targets disagree on the number of samples: outputs shape "
-            f"{tuple(out.shape)}, targets shape {tuple(tgt.shape)}"
-        )
-    if np.issubdtype(tgt.dtype, np.floating) and not np.isfinite(tgt).all():
-        raise ValueError("targets contain NaN or ±inf")
-    if task == "binary":
-        return _prepare_binary(out, tgt)
-    if task == "multiclass":
-        return _prepare_multiclass(out, tgt)
-    return _prepare_regression(out, tgt)
-
-
-def _to_numpy(x: torch.Tensor | np.ndarray | Sequence[Any], *, floating: bool | None
-              ) -> np.ndarray:
-    """One copy to the CPU; floats become float64 (bf16/fp16 included), ints int64."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach()
-        if floating or x.is_floating_point():
-            return x.to(device="cpu", dtype=torch.float64).numpy()
-        return x.to(device="cpu", dtype=torch.int64).numpy()
-    arr = np.asarray(x)
-    if floating or np.issubdtype(arr.dtype, np.floating):
-        return arr.astype(np.float64, copy=False)
-    return arr.astype(np.int64, copy=False)
-
-
-def _drop_unit_column(a: np.ndarray) -> np.ndarray:
-    return a[:, 0] if a.ndim == 2 and a.shape[1] == 1 else a
-
-
-def _prepare_binary(out: np.ndarray, tgt: np.ndarray) -> MetricInputs:
-    logits = _drop_unit_column(out)
-    if logits.ndim != 1:
-        raise ValueError(
-            f"binary outputs must be one logit per sample, shape [n] or [n, 1]; got "
-            f"{tuple(out.shape)} (for K logits per sample use task='multiclass')"
-        )
-    t = _drop_unit_column(tgt)
-    if t.ndim != 1:
-        raise ValueError(f"binary targets must have shape [n] or [n, 1]; got {tuple(tgt.shape)}")
-    if np.issubdtype(t.dtype, np.floating):
-        if ((t < 0) | (t > 1)).any():
-            raise ValueError("binary float targets must lie in [0, 1]")
-        y_true = (t >= 0.5).astype(np.int64)
-    else:
-        if not np.isin(t, (0, 1)).all():
-            raise ValueError(f"binary labels must be 0 or 1; got {np.unique(t)[:10].tolist()}")
-        y_true = t.astype(np.int64, copy=False)
-    y_pred = (logits >= 0).astype(np.int64)  # σ(z) ≥ 0.5 ⇔ z ≥ 0; NaN → 0
-    return MetricInputs("binary", y_true, y_pred, logits, n_classes=2)
-
-
-def _prepare_multiclass(out: np.ndarray, tgt: np.ndarray) -> MetricInputs:
-    if out.ndim != 2 or out.shape[1] < 2:
-        raise ValueError(
-            f"multiclass outputs must be K ≥ 2 logits per sample, shape [n, K]; got "
-            f"{tuple(out.shape)} (for one logit per sample use task='binary')"
-        )
-    k = out.shape[1]
-    t = _drop_unit_column(tgt)
-    if t.ndim == 2 and t.shape[1] == k:
-        t = t.argmax(axis=1)  # one-hot or probabilities
-    elif t.ndim != 1:
-        raise ValueError(
-            f"multiclass targets must be labels [n] / [n, 1] or one-hot [n, {k}]; got "
-            f"{tuple(tgt.shape)}"
-        )
-    elif np.issubdtype(t.dtype, np.floating) and not (t == np.round(t)).all():
-        raise ValueError("multiclass targets of shape [n] must be integer labels")
-    y_true = t.astype(np.int64, copy=False)
-    if ((y_true < 0) | (y_true >= k)).any():
-        raise ValueError(
-            f"multiclass labels must lie in [0, {k - 1}] for {k} outputs; got values from "
-            f"{int(y_true.min())} to {int(y_true.max())}"
-        )
-    y_pred = out.argmax(axis=1).astype(np.int64)
-    return MetricInputs("multiclass", y_true, y_pred, out, n_classes=k)
-
-
-def _prepare_regression(out: np.ndarray, tgt: np.ndarray) -> MetricInputs:
-    t = tgt.astype(np.float64, copy=False)
-    o = out
-    if o.shape != t.shape:
-        o, t = _drop_unit_column(o), _drop_unit_column(t)
-    if o.shape != t.shape or o.ndim > 2:
-        raise ValueError(
-            f"regression outputs and targets must have the same shape [n] or [n, k]; got "
-            f"outputs {tuple(out.shape)}, targets {tuple(tgt.shape)}"
-        )
-    return MetricInputs("regression", t, o, o)
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,7 +141,7 @@ class Metric:
 
     def check_task(self, task: str) -> None:
         """Raise ``ValueError`` unless this metric applies to ``task``."""
-        _check_task(task)
+        check_task(task)
         if task not in self.tasks:
             raise ValueError(
                 f"metric {self.name!r} does not apply to task {task!r}; it applies to "
@@ -306,46 +163,49 @@ class Metric:
 
 
 # --------------------------------------------------------------------------------------------
-# The metrics (each a thin call into sklearn)
+# The metrics (the formulas are in optimlab.train.scores)
 # --------------------------------------------------------------------------------------------
 
 
 def _accuracy(x: MetricInputs) -> float:
     """accuracy = (number of ŷ = y) / n."""
-    return skm.accuracy_score(x.y_true, x.y_pred)
+    return scores.accuracy(x.y_true, x.y_pred)
 
 
-def _counting(score: Callable[..., float], average: str | None
-              ) -> Callable[[MetricInputs], float]:
+_WHICH = {"precision": 0, "recall": 1, "f1": 2}
+
+
+def _counting(base: str, average: str | None) -> Callable[[MetricInputs], float]:
     """precision = TP/(TP+FP), recall = TP/(TP+FN), f1 = 2TP/(2TP+FP+FN), averaged as asked
     (``None``: binary on a binary task, macro on a multiclass one); 0/0 = 0."""
+    which = _WHICH[base]
 
     def fn(x: MetricInputs) -> float:
         avg = average or ("binary" if x.task == "binary" else "macro")
-        return score(x.y_true, x.y_pred, average=avg, zero_division=0)
+        return scores.precision_recall_f1(x.confusion, avg)[which]
 
     return fn
 
 
 def _roc_auc(x: MetricInputs) -> float:
-    """Area under the ROC curve. Binary: on σ(logit) (ranked by the logit itself, which gives the
-    same area without the ties σ's rounding makes at large |logit|). Multiclass: one-vs-rest on
-    softmax probabilities, macro-averaged over the classes present in the targets. NaN with
-    fewer than two classes present or non-finite outputs."""
+    """Area under the ROC curve. Binary: ranked by the logit itself (the same area as on σ(logit),
+    without the ties σ's rounding makes at large |logit|). Multiclass: one-vs-rest on softmax
+    probabilities, macro-averaged over the classes present in the targets. NaN with fewer than
+    two classes present or non-finite outputs."""
     if not x.finite:
         return math.nan
     present = np.unique(x.y_true)
     if present.size < 2:
         return math.nan
     if x.task == "binary":
-        return skm.roc_auc_score(x.y_true, x.scores)
-    indicator = (x.y_true[:, None] == present[None, :]).astype(np.int64)
-    return skm.roc_auc_score(indicator, x.probabilities[:, present], average="macro")
+        return scores.roc_auc_binary(x.y_true == 1, x.scores)
+    probs = x.probabilities
+    return float(np.mean([scores.roc_auc_binary(x.y_true == c, probs[:, c]) for c in present]))
 
 
 def _top_k(k: int) -> Callable[[MetricInputs], float]:
     """top-k accuracy = (number of samples whose label is among the k largest logits) / n;
-    1.0 when k ≥ K. On exact ties sklearn ranks the higher class index first."""
+    1.0 when k ≥ K. On exact ties the higher class index ranks first (as in sklearn)."""
 
     def fn(x: MetricInputs) -> float:
         if not x.finite:
@@ -353,9 +213,9 @@ def _top_k(k: int) -> Callable[[MetricInputs], float]:
         n_classes = int(x.n_classes or 0)
         if k >= n_classes:
             return 1.0
-        if n_classes == 2:  # k = 1 of 2 classes: plain accuracy (sklearn's top-k wants K > 2)
-            return skm.accuracy_score(x.y_true, x.y_pred)
-        return skm.top_k_accuracy_score(x.y_true, x.scores, k=k, labels=np.arange(n_classes))
+        if n_classes == 2:  # k = 1 of 2 classes: plain accuracy
+            return scores.accuracy(x.y_true, x.y_pred)
+        return scores.top_k_accuracy(x.y_true, x.scores, k)
 
     return fn
 
@@ -363,7 +223,7 @@ def _top_k(k: int) -> Callable[[MetricInputs], float]:
 def _confusion_matrix(x: MetricInputs) -> np.ndarray:
     """C[i, j] = number of samples of label i predicted as j, K × K (binary: [[TN, FP],
     [FN, TP]])."""
-    return skm.confusion_matrix(x.y_true, x.y_pred, labels=np.arange(int(x.n_classes or 2)))
+    return x.confusion.copy()
 
 
 def _regression(score: Callable[[np.ndarray, np.ndarray], float]
@@ -378,14 +238,14 @@ def _regression(score: Callable[[np.ndarray, np.ndarray], float]
 
 def _rmse(y: np.ndarray, y_hat: np.ndarray) -> float:
     """rmse = √mse per output, then the mean over outputs."""
-    return float(np.mean(np.sqrt(skm.mean_squared_error(y, y_hat, multioutput="raw_values"))))
+    return float(np.mean(np.sqrt(scores.mse_per_output(y, y_hat))))
 
 
 def _r2(y: np.ndarray, y_hat: np.ndarray) -> float:
     """R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)², mean over outputs; NaN with fewer than two samples."""
     if y.shape[0] < 2:
         return math.nan
-    return skm.r2_score(y, y_hat)
+    return scores.r2(y, y_hat)
 
 
 _CLS = _CLASSIFICATION
@@ -400,9 +260,9 @@ _FIXED: dict[str, Metric] = {
                description="area under the ROC curve (one-vs-rest macro for multiclass)"),
         Metric(name="confusion_matrix", mode="max", tasks=_CLS, fn=_confusion_matrix,
                scalar=False, description="C[i, j] = number of samples of label i predicted j"),
-        Metric(name="mse", mode="min", tasks=_REG, fn=_regression(skm.mean_squared_error),
+        Metric(name="mse", mode="min", tasks=_REG, fn=_regression(scores.mse),
                description="(1/n) Σ (y − ŷ)²"),
-        Metric(name="mae", mode="min", tasks=_REG, fn=_regression(skm.mean_absolute_error),
+        Metric(name="mae", mode="min", tasks=_REG, fn=_regression(scores.mae),
                description="(1/n) Σ |y − ŷ|"),
         Metric(name="rmse", mode="min", tasks=_REG, fn=_regression(_rmse),
                description="√mse"),
@@ -411,10 +271,10 @@ _FIXED: dict[str, Metric] = {
     )
 }
 
-_COUNTING: dict[str, tuple[Callable[..., float], str]] = {
-    "precision": (skm.precision_score, "TP / (TP + FP)"),
-    "recall": (skm.recall_score, "TP / (TP + FN)"),
-    "f1": (skm.f1_score, "2 · precision · recall / (precision + recall)"),
+_COUNTING: dict[str, str] = {
+    "precision": "TP / (TP + FP)",
+    "recall": "TP / (TP + FN)",
+    "f1": "2 · precision · recall / (precision + recall)",
 }
 _COUNTING_RE = re.compile(r"^(precision|recall|f1)(?:_(binary|macro|micro|weighted))?$")
 _TOP_K_RE = re.compile(r"^(?:top(\d+)_accuracy|top_k_accuracy(?::(\d+))?)$")
@@ -438,7 +298,7 @@ def metric_names(task: str | None = None) -> list[str]:
     """Names :func:`get_metric` knows (for ``task`` only, if given). ``top_k_accuracy`` also
     reads ``top5_accuracy`` and ``top_k_accuracy:3``."""
     if task is not None:
-        _check_task(task)
+        check_task(task)
     return [name for name, tasks in _NAMES if task is None or task in tasks]
 
 
@@ -472,10 +332,10 @@ def _parse(name: str) -> Metric:
     match = _COUNTING_RE.match(name)
     if match:
         base, average = match.group(1), match.group(2)
-        score, formula = _COUNTING[base]
+        formula = _COUNTING[base]
         tasks = ("binary",) if average == "binary" else _CLS
         how = average or "binary for binary tasks, macro for multiclass"
-        return Metric(name=name, mode="max", tasks=tasks, fn=_counting(score, average),
+        return Metric(name=name, mode="max", tasks=tasks, fn=_counting(base, average),
                       description=f"{formula}, averaged: {how}")
     match = _TOP_K_RE.match(name)
     if match:
@@ -500,7 +360,7 @@ def _parse(name: str) -> Metric:
 def default_metrics(task: str) -> list[str]:
     """Metrics reported when none are asked for: binary → accuracy, f1, roc_auc; multiclass →
     accuracy, f1_macro; regression → mse, mae, r2."""
-    _check_task(task)
+    check_task(task)
     return list(_DEFAULTS[task])
 
 
@@ -518,8 +378,3 @@ def compute(metrics: Sequence[str | Metric], outputs: torch.Tensor, targets: tor
         return {}
     inputs = prepare(outputs, targets, task)
     return {m.name: m.evaluate(inputs) for m in chosen}
-
-
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise ValueError(f"task={task!r} is not allowed; choose one of {', '.join(TASKS)}")

@@ -11,32 +11,44 @@ update — over batches sliced from tensors that already live on the device:
 Everything random is seeded, inside a forked RNG, so one seed gives one history (bit for bit on
 the CPU) and ``fit`` leaves the caller's random state as it found it. A NaN/Inf loss ends the run
 as ``diverged`` (or skips the step, if asked) instead of raising.
+
+(Over 500 lines on purpose: it is one class — set-up, the loop, its state dict, evaluation —
+whose parts share the Trainer's fields, and a quarter of it is the documentation of its
+arguments. What is not the Trainer lives beside it: what fit accepts in ``inputs``, the
+callbacks, the metrics, the history.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from torch.optim.lr_scheduler import LRScheduler
 
 from optimlab._checks import check_choice, check_number
 from optimlab.data.batcher import Batcher
 from optimlab.data.dataset import Dataset
 from optimlab.models.losses import check_targets, get_loss
 from optimlab.models.penalties import l1_penalty, l2_penalty
-from optimlab.models.tasks import output_activation, task_defaults
+from optimlab.models.spec import build_model
+from optimlab.models.tasks import n_outputs, output_activation, task_defaults
+from optimlab.optim import ChainOptimizer
 from optimlab.optim import create as create_optimizer
-from optimlab.train import metrics as M
 from optimlab.train.callbacks.base import Callback, State
+from optimlab.train.callbacks.checkpoint import read_checkpoint
+from optimlab.train.callbacks.progress import ProgressBar
 from optimlab.train.history import History
+from optimlab.train.inputs import Data, as_dataset
+from optimlab.train.metrics import Metric, default_metrics, get_metric
+from optimlab.train.metrics import compute as compute_metrics
 
-Data = Dataset | tuple[Any, Any] | Iterable[tuple[Tensor, Tensor]]
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -81,14 +93,15 @@ class Trainer:
         ``"stop"`` ends the run as diverged at the first NaN/Inf loss; ``"skip"`` skips that
         update and goes on (counted in ``history.skipped_steps``).
     progress:
-        A rich progress bar; ``None`` shows it only when standard output is a terminal.
+        A rich progress bar (a :class:`ProgressBar` run after ``callbacks``); ``None`` shows it
+        only when standard output is a terminal.
     """
 
     def __init__(self, model: torch.nn.Module | str | dict[str, Any], *,
                  loss: str | LossFn | None = None, optimizer: Any = "adam",
                  lr: float | None = None, optimizer_kwargs: dict[str, Any] | None = None,
                  schedule: Any = None, schedule_unit: Literal["step", "epoch"] = "step",
-                 metrics: Sequence[str | M.Metric] | None = None,
+                 metrics: Sequence[str | Metric] | None = None,
                  callbacks: Sequence[Callback] = (), device: str | torch.device = "cpu",
                  seed: int = 0, task: str | None = None, clip_grad_norm: float | None = None,
                  clip_grad_value: float | None = None, accumulate: int = 1,
@@ -132,12 +145,14 @@ class Trainer:
         self.progress = progress
         self.optimizer: torch.optim.Optimizer | None = None
         self.loss_fn: LossFn | None = None
-        self.metrics: list[M.Metric] = []
+        self.metrics: list[Metric] = []
         self.history: History | None = None
         self.state: State | None = None
         self._scaler: Any = None
         self._base_lrs: list[float] = []
         self._lr_factor_set: float | None = None  # factor last written with no schedule
+        self._amp: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        self._rng_after_fit: dict[str, Any] | None = None  # None while fit runs
 
     # ------------------------------------------------------------------ setup
     def _setup(self, train: Dataset) -> None:
@@ -148,21 +163,16 @@ class Trainer:
                              f"is {train.task!r}")
         self.task = task
         if self.model is None:
-            from optimlab.models import build_model
-
-            outputs = 1 if task in ("binary", "regression") else int(train.n_classes or 0)
-            if task == "regression" and train.y.ndim == 2:
-                outputs = int(train.y.shape[1])
-            self.model = build_model(self.model_spec, tuple(train.X.shape[1:])
-                                     if train.X.ndim > 2 else train.n_features, outputs,
+            self.model = build_model(self.model_spec, tuple(train.X.shape[1:]),
+                                     n_outputs(task, train.n_classes, tuple(train.y.shape)),
                                      task=task, seed=self.seed)
         self.model.to(self.device)
         if self.loss_fn is None:
             spec = self.loss_spec if self.loss_spec is not None else task_defaults(task)["loss"]
             self.loss_fn = get_loss(spec, task) if not callable(spec) else spec
         if not self.metrics:
-            names = self.metric_specs if self.metric_specs is not None else M.default_metrics(task)
-            self.metrics = [M.get_metric(m, task) for m in names]
+            names = self.metric_specs if self.metric_specs is not None else default_metrics(task)
+            self.metrics = [get_metric(m, task) for m in names]
             self.metrics = [m for m in self.metrics if m.scalar]
         if self.optimizer is None:
             self.optimizer = self._build_optimizer()
@@ -218,13 +228,14 @@ class Trainer:
     # ------------------------------------------------------------------ fit
     def fit(self, train: Data, val: Data | None = None, *, epochs: int | None = None,
             max_steps: int | None = None, batch_size: int | None = 32, shuffle: bool = True,
-            drop_last: bool = False, resume: str | None = None) -> History:
+            drop_last: bool = False,
+            resume: str | os.PathLike[str] | dict[str, Any] | None = None) -> History:
         """Train; return the :class:`History`. Give ``epochs``, ``max_steps`` or both.
 
         ``batch_size=None`` is batch gradient descent (one update per epoch), ``1`` stochastic,
-        ``n`` mini-batch. ``resume`` is a checkpoint file written by ``ModelCheckpoint``: the run
-        continues exactly where that one stopped (model, optimizer, schedule position, RNG
-        states, epoch, history, callback state).
+        ``n`` mini-batch. ``resume`` is a checkpoint file written by ``ModelCheckpoint`` (or a
+        :meth:`state_dict`): the run continues exactly where that one stopped (model,
+        optimizer, schedule position, RNG states, epoch, history, callback state).
         """
         if epochs is None and max_steps is None:
             raise ValueError("give epochs=… or max_steps=… (or both) to say how long to train")
@@ -245,44 +256,114 @@ class Trainer:
         updates_per_epoch = max(1, len(batcher) // self.accumulate)
         if epochs is None:
             epochs = math.ceil(max_steps / updates_per_epoch)  # type: ignore[operator]
-        self.state = State(trainer=self, model=self.model, optimizer=self.optimizer,
-                           history=self.history, max_epochs=epochs, max_steps=max_steps,
-                           steps_per_epoch=updates_per_epoch, train_data=train_ds,
-                           val_data=val_ds)
+        scheduler = self.schedule if isinstance(self.schedule, LRScheduler) else None
+        self.state = state = State(
+            model=self.model, optimizer=self.optimizer, history=self.history, max_epochs=epochs,
+            max_steps=max_steps, steps_per_epoch=updates_per_epoch, train_data=train_ds,
+            val_data=val_ds, scheduler=scheduler, task=self.task, device=self.device,
+            evaluate=self.evaluate, score=self.score, trainer_state_dict=self.state_dict)
         if len(self._base_lrs) != len(self.optimizer.param_groups):  # first fit: as configured
             self._base_lrs = [float(g.get("initial_lr", g["lr"]))
                               for g in self.optimizer.param_groups]
-        self.state.base_lrs = self._base_lrs
+        state.base_lrs = self._base_lrs
         self._lr_factor_set = None
+        self._amp = _autocast(self.device, self.precision)
+        show = sys.stdout.isatty() if self.progress is None else self.progress
+        bar = ProgressBar() if show else None
+        callbacks = [*self.callbacks, bar] if bar is not None else list(self.callbacks)
+        self._rng_after_fit = None
         with _forked_rng(self.device), _deterministic(self.deterministic):
             torch.manual_seed(self.seed)
             start_epoch = 0
             if resume is not None:
-                from optimlab.train.callbacks.checkpoint import load_checkpoint
-
-                start_epoch, self._base_lrs = load_checkpoint(self, resume)
-                self.state.base_lrs = self._base_lrs
-                self.state.resumed = True
-                if self.history.status != "running":  # it had ended (early stop): stay ended
-                    self.state.stop = True
-            for cb in self.callbacks:
-                cb.on_fit_start(self.state)
-            with _progress(self.progress, epochs - start_epoch) as bar:
+                self.load_state_dict(resume if isinstance(resume, dict)
+                                     else read_checkpoint(resume, self.device))
+                start_epoch = state.epoch + 1
+                state.resumed = True
+                if state.history.status == "completed":  # a finished fit (a state_dict taken
+                    state.history.status, state.history.reason = "running", ""  # after it) goes on
+                elif state.history.status != "running":  # it had ended (early stop): stay ended
+                    state.stop = True
+            try:
+                for cb in callbacks:
+                    cb.on_fit_start(state)
                 for epoch in range(start_epoch, epochs):
-                    if self.state.stop:
+                    if state.stop:
                         break
-                    self._run_epoch(epoch, batcher, train_ds, val_ds, bar)
-            if self.history.status == "running":
-                self.history.status = "completed"
-            for cb in self.callbacks:
-                cb.on_fit_end(self.state)
-        return self.history
+                    self._run_epoch(epoch, batcher, val_ds, callbacks)
+                if state.history.status == "running":
+                    state.history.status = "completed"
+                for cb in callbacks:
+                    cb.on_fit_end(state)
+            finally:
+                self._rng_after_fit = _rng_state()  # state_dict() after fit: the fit's RNG
+                if bar is not None:
+                    bar.close()
+        return state.history
 
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume after the epoch just finished: model and optimizer state
+        dicts, step, epoch, learning-rate factor, seconds so far, base learning rates, a torch
+        LR scheduler's and grad scaler's state, the history, the RNG states and each callback's
+        state — tensors, numbers, strings, lists and dicts only (``torch.load(weights_only=
+        True)`` reads it back). ``ModelCheckpoint`` writes it to disk."""
+        state = self.state
+        if state is None or self.model is None or self.optimizer is None:
+            raise ValueError("the Trainer has no state yet: call fit() first")
+        return {
+            "epoch": state.epoch, "step": state.step, "lr_factor": state.lr_factor,
+            "elapsed": state.elapsed,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "base_lrs": list(self._base_lrs),
+            "torch_scheduler": state.scheduler.state_dict() if state.scheduler is not None
+            else None,
+            "scaler": self._scaler.state_dict() if self._scaler is not None else None,
+            "history": state.history.to_dict(),
+            "rng": self._rng_after_fit or _rng_state(),
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+        }
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (or a checkpoint read by
+        ``read_checkpoint``). ``fit(resume=…)`` calls it and goes on from the next epoch; called
+        between fits it needs the model and optimizer of an earlier fit, and the next ``fit``
+        starts again from epoch 0 with the restored weights and optimizer state."""
+        state = self.state
+        if state is None or self.model is None or self.optimizer is None:
+            raise ValueError("the Trainer builds its model and optimizer at the first fit: "
+                             "resume with fit(..., resume=…)")
+        if len(data["callbacks"]) != len(self.callbacks):
+            raise ValueError(f"the checkpoint was written with {len(data['callbacks'])} "
+                             f"callbacks but this Trainer has {len(self.callbacks)}; resume with "
+                             "the same callbacks")
+        if data["torch_scheduler"] is not None and state.scheduler is None:
+            raise ValueError("the checkpoint holds a torch LR scheduler's state but this Trainer "
+                             "has no torch scheduler; resume with the same schedule")
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        if data["torch_scheduler"] is not None and state.scheduler is not None:
+            state.scheduler.load_state_dict(data["torch_scheduler"])
+        if data["scaler"] is not None and self._scaler is not None:
+            self._scaler.load_state_dict(data["scaler"])
+        self.history = state.history = History.from_dict(data["history"])
+        state.step, state.epoch = int(data["step"]), int(data["epoch"])
+        state.lr_factor, state.elapsed = float(data["lr_factor"]), float(data["elapsed"])
+        torch.set_rng_state(data["rng"]["torch"].cpu())
+        if data["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in data["rng"]["cuda"]])
+        for cb, cb_state in zip(self.callbacks, data["callbacks"], strict=True):
+            cb.load_state_dict(cb_state)
+        self._base_lrs = [float(v) for v in data["base_lrs"]]
+        state.base_lrs = self._base_lrs
+
+    # ------------------------------------------------------------------ one epoch
     def _set_lr(self, t: int) -> None:
         """lr of each group = schedule(t) (scaled by the group's share of the first group's
         base lr) × the callbacks' factor; without a schedule, base lr × factor."""
         assert self.optimizer is not None and self.state is not None
-        if _is_torch_scheduler(self.schedule):
+        if self.state.scheduler is not None:
             return  # the torch scheduler owns the learning rate
         if self.schedule is None and self.state.lr_override is None and \
                 self._lr_factor_set == self.state.lr_factor:
@@ -301,14 +382,15 @@ class Trainer:
         for g, v in zip(self.optimizer.param_groups, values, strict=True):
             g["lr"] = v * self.state.lr_factor
 
-    def _run_epoch(self, epoch: int, batcher: Batcher, train: Dataset, val: Dataset | None,
-                   bar: Any) -> None:
+    def _run_epoch(self, epoch: int, batcher: Batcher, val: Dataset | None,
+                   callbacks: list[Callback]) -> None:
+        """The epoch's updates (k = ``accumulate`` micro-batches each), then its record."""
         assert self.model is not None and self.optimizer is not None
-        assert self.state is not None and self.history is not None and self.loss_fn is not None
+        assert self.state is not None and self.history is not None
         state, history, model, opt = self.state, self.history, self.model, self.optimizer
         state.epoch = epoch
         started = time.perf_counter()
-        for cb in self.callbacks:
+        for cb in callbacks:
             cb.on_epoch_start(state)
         model.train()
         if self.schedule_unit == "epoch":
@@ -319,44 +401,20 @@ class Trainer:
         outputs: list[Tensor] = []
         targets: list[Tensor] = []
         params = [p for g in opt.param_groups for p in g["params"]]
-        step = _fast_step(opt) if not _is_torch_scheduler(self.schedule) else opt.step
-
-        def zero_grad() -> None:  # what zero_grad(set_to_none=True) does, minus its profiler
-            for p in params:
-                p.grad = None
-
-        want_train_metrics = bool(self.metrics)
-        k = self.accumulate
-        micro, micro_loss = 0, 0.0  # micro-batches summed into p.grad since the last update
-        # the loop runs once per mini-batch: everything it consults is a local
-        callbacks, loss_fn, penalty, scaler = self.callbacks, self.loss_fn, self.penalty, \
-            self._scaler
-        track_norm, clip_norm, clip_value = self.track_grad_norm, self.clip_grad_norm, \
-            self.clip_grad_value
-        torch_sched = self.schedule if _is_torch_scheduler(self.schedule) else None
+        step = opt.step_function() if isinstance(opt, ChainOptimizer) else opt.step
+        keep_outputs, k = bool(self.metrics), self.accumulate
         set_lr_each_step = self.schedule_unit == "step"
-        fp32 = self.precision == "fp32"
-        first_group = opt.param_groups[0]
+        scheduler, first_group = state.scheduler, opt.param_groups[0]
+        micro, micro_loss = 0, 0.0  # micro-batches summed into p.grad since the last update
         for xb, yb in batcher.epoch(epoch):
             if micro == 0:
                 for cb in callbacks:
                     cb.on_step_start(state)
                 if set_lr_each_step or state.lr_override is not None:
                     self._set_lr(state.step)
-            if fp32:
-                out = model(xb)
-                loss = loss_fn(out, yb)
-                if penalty:
-                    loss = loss + self._penalty(len(xb))
-            else:
-                with _autocast(self.device, self.precision):
-                    out = model(xb)
-                    loss = loss_fn(out, yb)
-                    if penalty:
-                        loss = loss + self._penalty(len(xb))
-            loss_value = loss.item()
+            loss_value, out = self._train_step(xb, yb)
             if not math.isfinite(loss_value):
-                zero_grad()  # also drops a partial accumulation
+                _zero_grad(params)  # also drops a partial accumulation
                 micro, micro_loss = 0, 0.0
                 if self.on_nonfinite == "stop":
                     state.request_stop(f"the loss became {loss_value} at step {state.step + 1}",
@@ -365,66 +423,43 @@ class Trainer:
                     break
                 history.skipped_steps += 1
                 continue
-            scaled = loss / k if k > 1 else loss
-            if scaler is not None:
-                scaler.scale(scaled).backward()
-            else:
-                scaled.backward()
             micro, micro_loss = micro + 1, micro_loss + loss_value
-            if want_train_metrics:
+            if keep_outputs:
                 outputs.append(out.detach())
                 targets.append(yb)
             if micro < k:
                 continue
             update_loss = micro_loss / k
             micro, micro_loss = 0, 0.0
-            if scaler is not None:
-                scaler.unscale_(opt)
-            if track_norm:
-                grads = [p.grad for p in params if p.grad is not None]
-                if grads:
-                    norms.append(torch.linalg.vector_norm(torch.stack(
-                        torch._foreach_norm(grads))))
-            for cb in callbacks:
-                cb.on_before_update(state)
-            if clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(params, clip_norm)
-            if clip_value is not None:
-                torch.nn.utils.clip_grad_value_(params, clip_value)
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                step()
-            zero_grad()
+            norm = self._update(params, step, callbacks)
+            if norm is not None:
+                norms.append(norm)
             state.step += 1
             losses.append(update_loss)
             lrs.append(float(first_group["lr"]))
             if callbacks:
                 state.logs = {"loss": update_loss, "lr": lrs[-1],
-                              "grad_norm": float(norms[-1]) if norms else math.nan}
+                              "grad_norm": float(norm) if norm is not None else math.nan}
                 for cb in callbacks:
                     cb.on_step_end(state)
-            if torch_sched is not None and set_lr_each_step:
-                torch_sched.step()
-            if bar is not None:
-                bar.step(update_loss)
+            if scheduler is not None and set_lr_each_step:
+                scheduler.step()
             if (state.max_steps is not None and state.step >= state.max_steps) or state.stop:
                 if not state.stop:
                     state.stop = True
                     history.reason = f"reached max_steps={state.max_steps}"
                 break
         if micro:
-            zero_grad()  # fewer than k micro-batches left: dropped, not applied at a wrong scale
+            _zero_grad(params)  # fewer than k micro-batches left: dropped, not applied at a
+            #                     wrong scale
         self._record_steps(epoch, losses, norms, lrs)
-        if self.schedule is not None and _is_torch_scheduler(self.schedule) and \
-                self.schedule_unit == "epoch":
-            self.schedule.step()
+        if scheduler is not None and not set_lr_each_step:
+            scheduler.step()
         record: dict[str, float] = {"epoch": float(epoch)}
         if losses:
             record["train_loss"] = math.fsum(losses) / len(losses)
         if outputs and history.status != "diverged":
-            record.update({f"train_{k}": v for k, v in M.compute(
+            record.update({f"train_{k}": v for k, v in compute_metrics(
                 self.metrics, torch.cat(outputs), torch.cat(targets), self.task).items()})
         if val is not None and history.status != "diverged":
             record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
@@ -436,12 +471,57 @@ class Trainer:
         history.epochs.append(record)
         state.logs = dict(record)
         if history.status != "diverged":
-            for cb in self.callbacks:
+            for cb in callbacks:
                 cb.on_epoch_end(state)
-            for cb in self.callbacks:
+            for cb in callbacks:
                 cb.on_epoch_close(state)
-        if bar is not None:
-            bar.epoch_done(record)
+
+    def _train_step(self, xb: Tensor, yb: Tensor) -> tuple[float, Tensor]:
+        """One micro-batch: J = loss(model(X), Y) [+ penalty], in the precision of this fit;
+        when J is finite, ∇(J/k) is added into ``p.grad`` (k = ``accumulate``; through the grad
+        scaler with fp16). Returns (J, the model's outputs)."""
+        assert self.model is not None and self.loss_fn is not None
+        with self._amp:
+            out = self.model(xb)
+            loss = self.loss_fn(out, yb)
+            if self.penalty:
+                loss = loss + self._penalty(len(xb))
+        value = loss.item()
+        if math.isfinite(value):
+            if self.accumulate > 1:
+                loss = loss / self.accumulate
+            if self._scaler is not None:
+                loss = self._scaler.scale(loss)
+            loss.backward()
+        return value, out
+
+    def _update(self, params: list[Tensor], step: Callable[[], Any],
+                callbacks: list[Callback]) -> Tensor | None:
+        """One update from the gradients in ``p.grad``: unscale (fp16), measure the global
+        gradient norm ‖g‖₂ (returned, before clipping; None when not tracked), let callbacks see
+        the gradients, clip, step, and clear the gradients."""
+        assert self.optimizer is not None and self.state is not None
+        scaler = self._scaler
+        if scaler is not None:
+            scaler.unscale_(self.optimizer)
+        norm = None
+        if self.track_grad_norm:
+            grads = [p.grad for p in params if p.grad is not None]
+            if grads:
+                norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        for cb in callbacks:
+            cb.on_before_update(self.state)
+        if self.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
+        if self.clip_grad_value is not None:
+            torch.nn.utils.clip_grad_value_(params, self.clip_grad_value)
+        if scaler is not None:
+            scaler.step(self.optimizer)
+            scaler.update()
+        else:
+            step()
+        _zero_grad(params)
+        return norm
 
     def _record_steps(self, epoch: int, losses: list[float], norms: list[Tensor],
                       lrs: list[float]) -> None:
@@ -492,56 +572,33 @@ class Trainer:
         if self.model is None or self.loss_fn is None:
             raise ValueError("the model is not built yet: call fit() first")
         out = self.predict(ds, batch_size=batch_size)
-        y = ds.y.to(out.device)
+        return self.score(out, ds.y)
+
+    def score(self, outputs: Tensor, targets: Tensor,
+              metrics: Sequence[str | Metric] | None = None) -> dict[str, float]:
+        """The loss and metrics (this Trainer's, or ``metrics``) of ``outputs`` against
+        ``targets``: ``{"loss": …, "accuracy": …}``; no metrics when the loss is not finite."""
+        if self.loss_fn is None:
+            raise ValueError("the loss is not set up yet: call fit() first")
+        y = targets.to(outputs.device)
         with torch.no_grad():
-            loss = float(self.loss_fn(out, y))
+            loss = float(self.loss_fn(outputs, y))
         result = {"loss": loss}
-        if math.isfinite(loss):
-            result.update(M.compute(self.metrics, out, y, self.task))
+        chosen = self.metrics if metrics is None else list(metrics)
+        if chosen and math.isfinite(loss):
+            result.update(compute_metrics(chosen, outputs, y, self.task))
         return result
 
 
-def as_dataset(data: Data, label: str) -> Dataset:
-    """Accept a Dataset, a pair ``(X, y)`` of tensors/arrays, or an iterable of batches."""
-    if isinstance(data, Dataset):
-        return data
-    if isinstance(data, tuple) and len(data) == 2:
-        return Dataset.from_arrays(data[0], data[1], name=label)
-    if isinstance(data, Iterable):
-        xs, ys = [], []
-        for batch in data:
-            if not (isinstance(batch, list | tuple) and len(batch) == 2):
-                raise ValueError(f"{label}: batches must be (x, y) pairs; got {type(batch)}")
-            xs.append(torch.as_tensor(batch[0]))
-            ys.append(torch.as_tensor(batch[1]))
-        if not xs:
-            raise ValueError(f"{label}: the iterable gave no batches")
-        return Dataset.from_arrays(torch.cat(xs), torch.cat(ys), name=label)
-    raise ValueError(f"{label}: expected an optimlab Dataset, an (X, y) pair or an iterable of "
-                     f"(x, y) batches; got {type(data).__name__}")
+def _zero_grad(params: list[Tensor]) -> None:
+    """What ``zero_grad(set_to_none=True)`` does, without its profiler range."""
+    for p in params:
+        p.grad = None
 
 
-def _fast_step(opt: torch.optim.Optimizer) -> Callable[[], Any]:
-    """``opt.step`` without torch's profiling wrapper when no step hooks are registered.
-
-    ``torch.optim.Optimizer`` wraps every ``step`` in a profiler range and hook dispatch, which
-    costs about 10 µs per call — a tenth of a small model's whole step. With no hooks to run,
-    the wrapped function is called directly; otherwise the normal ``step``.
-    """
-    from torch.optim import optimizer as torch_optimizer
-
-    hooks = [getattr(opt, "_optimizer_step_pre_hooks", None),
-             getattr(opt, "_optimizer_step_post_hooks", None),
-             getattr(torch_optimizer, "_global_optimizer_pre_hooks", None),
-             getattr(torch_optimizer, "_global_optimizer_post_hooks", None)]
-    raw = getattr(type(opt).step, "__wrapped__", None)
-    if raw is None or any(h is None or len(h) for h in hooks):
-        return opt.step
-    return lambda: raw(opt)
-
-
-def _is_torch_scheduler(obj: Any) -> bool:
-    return isinstance(obj, torch.optim.lr_scheduler.LRScheduler)
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 @contextlib.contextmanager
@@ -565,54 +622,11 @@ def _deterministic(enabled: bool) -> Iterator[None]:
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """Autocast to bf16/fp16 on ``device``; in fp32 a context that does nothing."""
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-class _Bar:
-    """A rich progress bar over epochs, refreshed a few times per second, not every step."""
-
-    def __init__(self, epochs: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
-                                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
-                                  transient=False)
-        self._task = self._progress.add_task("fit", total=epochs, info="")
-        self._last = 0.0
-
-    def __enter__(self) -> _Bar:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def step(self, loss: float) -> None:
-        now = time.perf_counter()
-        if now - self._last > 0.2:
-            self._last = now
-            self._progress.update(self._task, info=f"loss {loss:.4g}")
-
-    def epoch_done(self, record: dict[str, float]) -> None:
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items()
-                          if k not in ("epoch", "time", "lr"))
-        self._progress.update(self._task, advance=1, info=shown)
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool | None, epochs: int) -> Iterator[_Bar | None]:
-    show = sys.stdout.isatty() if enabled is None else enabled
-    if not show:
-        yield None
-        return
-    with _Bar(epochs) as bar:
-        yield bar
+__all__ = ["Data", "Trainer", "as_dataset"]

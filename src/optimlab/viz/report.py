@@ -186,21 +186,18 @@ def render_report(store: Store, study: str | None = None, *, smooth: float | Non
 
 def _add_landscape(store: Store, a: Any, figs: list[Plot]) -> str:
     """Landscape plots of the best configuration's first finished seed; returns a note."""
-    import tempfile
-
-    from optimlab.lab.store import FINISHED
-    from optimlab.viz.landscape import landscape_report
+    # lazy: only a report with --landscape replays a trial and draws its landscape
+    from optimlab.viz.curves import to_png
+    from optimlab.viz.landscape import trial_landscape
 
     best = a.config(a.ranking[0].label)
     seeds = [r.seed for r in best.trials if r.status in FINISHED]
     if not seeds:
         return ""
-    with tempfile.TemporaryDirectory() as tmp:
-        result = landscape_report(grid=25, out=tmp, db=store.path, study=a.study,
-                                  config=best.label, trial_seed=seeds[0])
-        nums = result.numbers
-        line = (Path(tmp) / "landscape_line.png").read_bytes()
-        sliced = (Path(tmp) / "landscape_slice.png").read_bytes()
+    result = trial_landscape(store, a.study, best.label, seeds[0], grid=25)
+    nums = result.numbers
+    line = to_png(result.figures["landscape_line"])
+    sliced = to_png(result.figures["landscape_slice"])
     same = ("its final metric equals the stored one, so these are the study's weights"
             if nums.get("reproduces_store") else
             "note: its final metric differs from the stored one (a different machine or thread "

@@ -29,10 +29,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 Point = tuple[float, float]
 
@@ -71,6 +71,8 @@ class Surface:
 
     def grad(self, xy: Tensor) -> Tensor:
         """∇f at each point of ``xy`` (by autograd), shape ``(..., 2)``."""
+        import torch  # lazy: surfaces are tensor arithmetic; `optimlab --help` lists them
+
         point = xy.detach().clone().requires_grad_(True)
         (g,) = torch.autograd.grad(self.f(point).sum(), point)
         return g

@@ -7,9 +7,10 @@ from optimlab.train.callbacks.early_stopping import EarlyStopping
 from optimlab.train.callbacks.logging import CSVLogger, JSONLogger, TensorBoardLogger
 from optimlab.train.callbacks.monitor import GradientMonitor, GradientWarning, TimeToTarget
 from optimlab.train.callbacks.plateau import ReduceLROnPlateau
+from optimlab.train.callbacks.progress import ProgressBar
 from optimlab.train.callbacks.snapshot import SnapshotEnsemble
 
 __all__ = ["EMA", "SWA", "CSVLogger", "Callback", "EarlyStopping", "GradientMonitor",
-           "GradientWarning", "JSONLogger", "ModelCheckpoint", "ReduceLROnPlateau",
+           "GradientWarning", "JSONLogger", "ModelCheckpoint", "ProgressBar", "ReduceLROnPlateau",
            "SnapshotEnsemble", "State", "TensorBoardLogger", "TimeToTarget", "read_checkpoint",
            "recompute_bn"]

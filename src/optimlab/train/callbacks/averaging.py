@@ -26,11 +26,6 @@ def _check_bool(name: str, value: Any) -> None:
         raise ValueError(f"{name}={value!r} is not allowed; choose True or False")
 
 
-def _uses_torch_scheduler(state: State) -> bool:
-    return isinstance(getattr(state.trainer, "schedule", None),
-                      torch.optim.lr_scheduler.LRScheduler)
-
-
 def _batch_norms(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
@@ -136,7 +131,7 @@ class SWA(Callback):
         return int(self._averaged.n_averaged) if self._averaged is not None else 0
 
     def on_fit_start(self, state: State) -> None:
-        if self.swa_lr is not None and _uses_torch_scheduler(state):
+        if self.swa_lr is not None and state.scheduler is not None:
             raise ValueError("SWA(swa_lr=...) sets the learning rate itself, but a "
                              "torch.optim.lr_scheduler owns it in this Trainer; use an optimlab "
                              "schedule, or swa_lr=None to average only")
@@ -193,7 +188,7 @@ class SWA(Callback):
             p.copy_(q)
         if self.update_bn and _batch_norms(model) and state.train_data is not None:
             recompute_bn(model, state.train_data.X, batch_size=self.bn_batch_size,
-                         device=getattr(state.trainer, "device", None))
+                         device=state.device)
             for b, c in zip(module.buffers(), model.buffers(), strict=True):
                 b.copy_(c)
 
@@ -230,7 +225,7 @@ class EMA(Callback):
     The average covers every floating-point entry of the model's ``state_dict`` — parameters
     and batch-norm running statistics alike; integer buffers (``num_batches_tracked``) are left
     alone. With ``evaluate`` and validation data, at each epoch end the averaged weights are
-    swapped in, evaluated with ``trainer.evaluate``, and swapped back; ``ema_val_loss`` and
+    swapped in, evaluated with the Trainer's ``evaluate``, and swapped back; ``ema_val_loss`` and
     ``ema_val_<metric>`` go into ``state.logs`` and the epoch's history record, so callbacks
     *after* this one can monitor them (``EarlyStopping("ema_val_loss", mode="min")``). With
     ``apply_at_end`` the model keeps the averaged weights when ``fit`` ends. Over n updates the
@@ -312,11 +307,12 @@ class EMA(Callback):
         return out
 
     def on_epoch_end(self, state: State) -> None:
-        if not self.evaluate or state.val_data is None or self._avg is None:
+        if not self.evaluate or state.val_data is None or self._avg is None or \
+                state.evaluate is None:
             return
         was_training = state.model.training
         with self.averaged():
-            result = state.trainer.evaluate(state.val_data)
+            result = state.evaluate(state.val_data)
         state.model.train(was_training)
         record = {f"ema_val_{k}": float(v) for k, v in result.items()}
         state.logs.update(record)

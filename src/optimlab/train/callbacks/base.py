@@ -17,25 +17,30 @@ goes before those that read them (EarlyStopping, ModelCheckpoint).
 ``on_before_update`` runs once per update with the gradients in place (after gradient
 accumulation and AMP unscaling, before clipping and ``optimizer.step()``).
 
-A callback reads the state (model, optimizer, step, epoch, ``logs``) and may ask the loop to
-stop (:meth:`State.request_stop`), scale the learning rate (``State.lr_factor``) or replace it
+A callback reads the state (model, optimizer, step, epoch, ``logs``, the data, and the
+Trainer's ``evaluate``, ``score`` and ``trainer_state_dict``) and may ask the loop to stop
+(:meth:`State.request_stop`), scale the learning rate (``State.lr_factor``) or replace it
 (``State.lr_override``, read after ``on_step_start``; a torch ``LRScheduler`` given to the
-Trainer owns the learning rate, and then neither applies); callbacks
-never reach into each other. A callback with state that must survive a resume implements
-``state_dict``/``load_state_dict`` (plain numbers, strings, lists, dicts and tensors only).
+Trainer — ``State.scheduler`` — owns the learning rate, and then neither applies). The State
+is all a callback sees of the Trainer; callbacks never reach into each other. A callback with
+state that must survive a resume implements ``state_dict``/``load_state_dict`` (plain numbers,
+strings, lists, dicts and tensors only). An epoch's record in ``history.epochs`` is final once
+the epoch closes: callbacks add to the current record in ``on_epoch_end``, never to older ones
+(checkpoints write each record once).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from optimlab.train.history import History, Status
 
-if TYPE_CHECKING:
-    from optimlab.train.trainer import Trainer
+#: loss and metrics: ``{"loss": …, "accuracy": …}``
+Scores = dict[str, float]
 
 
 @dataclass
@@ -43,7 +48,6 @@ class State:
     """What callbacks see. ``logs`` holds the latest values: after a step ``loss``, ``lr`` and
     ``grad_norm``; after an epoch the epoch's record (``val_loss``, ``train_accuracy``, …)."""
 
-    trainer: Trainer
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     history: History
@@ -67,6 +71,19 @@ class State:
     stop: bool = False
     #: True when this fit continues from a checkpoint (callbacks restore rather than reset)
     resumed: bool = False
+    #: the torch ``LRScheduler`` given to the Trainer, which then owns the learning rate
+    #: (``lr_factor`` and ``lr_override`` do not apply); None with an optimlab schedule or none
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    #: the task of this fit ("binary", "multiclass", "regression", …) and the device it runs on
+    task: str | None = None
+    device: torch.device | None = None
+    #: loss and metrics of the model on data, in eval mode (``Trainer.evaluate``)
+    evaluate: Callable[[Any], Scores] | None = None
+    #: loss and metrics of given model outputs against targets, optionally with other metrics:
+    #: ``score(outputs, targets, metrics=None)`` (what ``evaluate`` computes after predicting)
+    score: Callable[..., Scores] | None = None
+    #: everything needed to resume this fit exactly (``Trainer.state_dict``), for checkpoints
+    trainer_state_dict: Callable[[], dict[str, Any]] | None = None
 
     def request_stop(self, reason: str, status: Status = "early_stopped") -> None:
         """End training after the current step or epoch, recording why."""

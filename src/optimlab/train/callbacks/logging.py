@@ -250,7 +250,7 @@ class TensorBoardLogger(Callback):
                  step_every: int = 1) -> None:
         check_number("step_every", step_every, low=1, integer=True)
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # lazy: an optional extra
         except ImportError as err:
             raise ImportError("TensorBoardLogger needs TensorBoard, an optional dependency; "
                               "install it with: pip install tensorboard") from err

@@ -6,8 +6,6 @@ import logging
 import math
 from typing import Any
 
-import torch
-
 from optimlab._checks import check_choice, check_number
 from optimlab.train.callbacks.base import Callback, State
 from optimlab.train.callbacks.monitoring import improves, monitor_mode
@@ -70,8 +68,7 @@ class ReduceLROnPlateau(Callback):
         self.reductions: list[dict[str, float]] = []
 
     def on_fit_start(self, state: State) -> None:
-        schedule = getattr(state.trainer, "schedule", None)
-        if isinstance(schedule, torch.optim.lr_scheduler.LRScheduler):
+        if state.scheduler is not None:
             raise ValueError("ReduceLROnPlateau scales State.lr_factor, which a torch LR "
                              "scheduler ignores (it owns lr); give the Trainer an optimlab "
                              "schedule or a callable of the step, or use torch's "

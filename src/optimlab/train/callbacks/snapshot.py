@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from optimlab._checks import check_number
+from optimlab.data.dataset import Dataset
 from optimlab.models.tasks import TASKS, output_activation
 from optimlab.schedules import cosine_restarts
-from optimlab.train import metrics as M
 from optimlab.train.callbacks.base import Callback, State
+from optimlab.train.inputs import as_dataset
+from optimlab.train.metrics import Metric
 
 
 class SnapshotEnsemble(Callback):
@@ -64,7 +66,8 @@ class SnapshotEnsemble(Callback):
         self._lr_max: float | None = None
         self._schedule: Any = None
         self._model: torch.nn.Module | None = None
-        self._trainer: Any = None
+        self._task: str | None = None
+        self._score: Callable[..., dict[str, float]] | None = None
         self._work: torch.nn.Module | None = None
         self._pending: dict[str, Any] | None = None
 
@@ -85,8 +88,7 @@ class SnapshotEnsemble(Callback):
         return self._cycle_steps
 
     def on_fit_start(self, state: State) -> None:
-        if isinstance(getattr(state.trainer, "schedule", None),
-                      torch.optim.lr_scheduler.LRScheduler):
+        if state.scheduler is not None:
             raise ValueError("SnapshotEnsemble sets the learning rate itself, but a "
                              "torch.optim.lr_scheduler owns it in this Trainer; drop the "
                              "scheduler")
@@ -111,7 +113,8 @@ class SnapshotEnsemble(Callback):
                              f"lr_min={self.lr_min!r}")
         self._lr_max = lr_max
         self._schedule = cosine_restarts(lr_max, self._cycle_steps, 1, self.lr_min)
-        self._model, self._trainer, self._work = state.model, state.trainer, None
+        self._model, self._work = state.model, None
+        self._task, self._score = state.task, state.score
         self._snapshots, self._snapshot_steps = [], []
         if pending is not None:
             self._snapshots = [dict(s) for s in pending["snapshots"]]
@@ -165,11 +168,9 @@ class SnapshotEnsemble(Callback):
         ``proba=True``; otherwise scores s with f(s) = p̄ (see the class docstring)."""
         self._need_snapshots()
         check_number("batch_size", batch_size, low=1, integer=True)
-        from optimlab.data.dataset import Dataset
-
         X = X.X if isinstance(X, Dataset) else torch.as_tensor(X)
-        assert self._model is not None and self._trainer is not None
-        task = self._trainer.task or "regression"
+        assert self._model is not None
+        task = self._task or "regression"
         kind = TASKS[task]["output_activation"]
         activation = output_activation(task)
         if self._work is None:
@@ -203,20 +204,11 @@ class SnapshotEnsemble(Callback):
         assert neg is not None
         return total - neg  # logit(p̄) = log p̄ − log(1 − p̄); the 1/M cancels
 
-    def evaluate(self, data: Any, *, metrics: Sequence[str | M.Metric] | None = None,
+    def evaluate(self, data: Any, *, metrics: Sequence[str | Metric] | None = None,
                  batch_size: int = 4096) -> dict[str, float]:
         """Loss and metrics of the ensemble on ``data`` (the Trainer's loss and metrics, unless
         ``metrics`` is given): ``{"loss": …, "accuracy": …}``."""
-        from optimlab.train.trainer import as_dataset
-
         ds = as_dataset(data, "evaluate")
         scores = self.predict(ds.X, batch_size=batch_size)
-        trainer = self._trainer
-        y = ds.y.to(scores.device)
-        result: dict[str, float] = {}
-        if trainer.loss_fn is not None:
-            result["loss"] = float(trainer.loss_fn(scores, y))
-        chosen = list(metrics) if metrics is not None else list(trainer.metrics)
-        if chosen and math.isfinite(result.get("loss", 0.0)):
-            result.update(M.compute(chosen, scores, y, trainer.task))
-        return result
+        assert self._score is not None
+        return self._score(scores, ds.y, metrics)

@@ -62,7 +62,7 @@ def run(topic: str, out_dir: Path | str = ".") -> TopicResult:
 def one_thread() -> Iterator[None]:
     """Run torch on one CPU thread, restoring the setting after. The topics' tensors are small:
     a thread pool costs more than it saves, and much more on a busy machine."""
-    import torch
+    import torch  # lazy: `optimlab explain` lists the topics without loading torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -162,7 +162,7 @@ class NotesCheck:
 # -- figures ------------------------------------------------------------------------------------
 def save(fig: Any, out_dir: Path, name: str) -> Path:
     """Save ``fig`` as ``out_dir/name`` (PNG), close it and return the path."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: listing the topics loads no matplotlib
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -175,9 +175,9 @@ def save(fig: Any, out_dir: Path, name: str) -> Path:
 def new_figure(ncols: int = 1, nrows: int = 1, width: float = 7.0, height: float = 4.5,
                **kwargs: Any) -> tuple[Any, Any]:
     """A figure in optimlab's style (``viz.style.apply()``) with ``nrows × ncols`` axes."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: listing the topics loads no matplotlib
 
-    from optimlab.viz import style
+    from optimlab.viz import style  # (imports matplotlib)
 
     style.apply()
     kwargs.setdefault("layout", "constrained")

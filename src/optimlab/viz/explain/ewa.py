@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optimlab import ewa
+from optimlab.smoothing import ewa
 from optimlab.viz.explain.base import NotesCheck, Table, TopicResult, fmt, new_figure, save
 
 THETA: list[float] = [18, 23, 19, 20, 17, 21, 19, 18, 22, 20]

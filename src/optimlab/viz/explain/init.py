@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.lines import Line2D
 
 from optimlab.models import build_model
 from optimlab.viz.explain.base import NotesCheck, TopicResult, fmt, new_figure, save
@@ -127,8 +128,6 @@ def run(out_dir: Path) -> TopicResult:
         axes[1, j].set(title=f"{a}: weight-gradient norm per layer", yscale="log",
                        xlabel="layer (1 = next to the input)", ylabel="‖∂L/∂W_l‖ (log)",
                        xticks=layers)
-    from matplotlib.lines import Line2D
-
     handles, labels = axes[0, 2].get_legend_handles_labels()
     handles.insert(0, Line2D([], [], color=_COLORS[0], marker="o", ms=3))
     labels.insert(0, "zeros: std 0 and gradient 0 in every layer (off the log scale)")

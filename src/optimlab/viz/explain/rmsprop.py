@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.lines import Line2D
 
 import optimlab.optim as oo
 from optimlab.viz import style
@@ -169,8 +170,6 @@ def run(out_dir: Path) -> TopicResult:
     ax.set(xscale="log", yscale="log", title="Effective learning rate α/(√s+ε)",
            xlabel="iteration (log; the notes' 10 gradients, repeated)",
            ylabel="effective learning rate (log)")
-    from matplotlib.lines import Line2D
-
     handles = [Line2D([], [], color=c_w[0], label="w₁: small gradients, every batch"),
                Line2D([], [], color=c_w[1], label="w₂: large gradients, rarely"),
                *(Line2D([], [], color="#555555", ls=dashes[n], label=n) for n in VARIANTS)]

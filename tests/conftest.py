@@ -1,0 +1,38 @@
+"""Fixtures shared by the test modules: the digits split and a small MLP factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from optimlab.data import holdout, load, standardize
+from optimlab.data.splits import Split
+
+
+@pytest.fixture(scope="session")
+def digits_split() -> Split:
+    """scikit-learn's digits, 80/10/10 stratified holdout (seed 0), standardized on train."""
+    split, _ = standardize(holdout(load("digits"), seed=0))
+    return split
+
+
+def make_mlp(inputs: int = 64, hidden: int = 32, outputs: int = 10, *, dropout: float = 0.0,
+             bn: bool = False, seed: int = 0) -> torch.nn.Sequential:
+    """Linear → [BatchNorm1d] → ReLU → [Dropout] → Linear, initialized from ``seed``."""
+    torch.manual_seed(seed)
+    layers: list[torch.nn.Module] = [torch.nn.Linear(inputs, hidden)]
+    if bn:
+        layers.append(torch.nn.BatchNorm1d(hidden))
+    layers.append(torch.nn.ReLU())
+    if dropout:
+        layers.append(torch.nn.Dropout(dropout))
+    layers.append(torch.nn.Linear(hidden, outputs))
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.fixture
+def mlp() -> Callable[..., torch.nn.Sequential]:
+    """The MLP factory :func:`make_mlp` (``mlp(hidden=16, bn=True)``, …)."""
+    return make_mlp

@@ -116,10 +116,10 @@ def test_one_holm_family_over_pairs_and_target_comparisons(db: Path) -> None:
     with Store(db, create=False) as store:
         a = analyze(store, "big")
     k = len(LABELS)
-    assert a.family == len(list(combinations(range(k), 2))) + 2 * (k - 1)  # 6 + 6
-    assert a.seeds_needed == stats.seeds_needed(a.family) == 9
-    every = [*a.pairwise, *a.target_comparisons["steps"].values(),
-             *a.target_comparisons["seconds"].values()]
+    assert a.family == len(list(combinations(range(k), 2))) + (k - 1)  # 6 + 3
+    assert a.seeds_needed == stats.seeds_needed(a.family) == 9  # 2/2^9 ≤ 0.05/9 < 2/2^8
+    assert set(a.target_comparisons) == {"steps"}  # seconds depend on the load: not tested
+    every = [*a.pairwise, *a.target_comparisons["steps"].values()]
     expected = stats.holm([c.p_value for c in every])
     assert [c.p_adjusted for c in every] == pytest.approx(expected)
     assert all(c.family == a.family for c in every)

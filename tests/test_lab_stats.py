@@ -459,7 +459,7 @@ def test_false_verdicts_fast(kind):
 @pytest.mark.parametrize("kind", ["normal", "binomial"])
 @pytest.mark.parametrize("n", [3, 6, 10, 12, 30])
 def test_false_verdicts_slow(kind, n):
-    reps = 600
+    reps = 400
     one, seven, pairs = _false_verdicts(kind, n, reps, seed=1000 + n)
     for rate in (one, seven, pairs):
         assert rate <= _bound(0.05, reps), (kind, n, one, seven, pairs)

@@ -4,14 +4,14 @@ and which gets there fastest?
 With no arguments: the digits dataset, an MLP 64→128→10 (ReLU, He initialization), and eight
 optimizers with the course's default hyperparameters — full-batch gradient descent, mini-batch
 SGD, momentum (EWA form, β = 0.9), Nesterov, RMSprop (β = 0.999), Adam, AdamW and Nadam
-(β₁ = 0.9, β₂ = 0.999, ε = 10⁻⁸) — batch size 64, 30 epochs, 11 seeds, and a target of 95%
+(β₁ = 0.9, β₂ = 0.999, ε = 10⁻⁸) — batch size 64, 20 epochs, 11 seeds, and a target of 95%
 validation accuracy. Results go to a store (``optimlab.db``; a rerun skips finished trials) and
 ``report.html``; the ranking with 95% intervals, the answer in words, and each optimizer
-against mini-batch SGD in final accuracy and in steps and seconds to the target are printed.
+against mini-batch SGD in final accuracy and in steps to the target are printed.
 
 Why 11 seeds: every verdict is an exact paired test, corrected (Holm) over all the study's
-comparisons — 28 pairs of optimizers and 14 time-to-target comparisons with SGD, 42 in all —
-and with n seeds the smallest possible p is 2/2ⁿ, so a verdict needs 2/2ⁿ ≤ 0.05/42: n ≥ 11.
+comparisons — 28 pairs of optimizers and 7 steps-to-target comparisons with SGD, 35 in all —
+and with n seeds the smallest possible p is 2/2ⁿ, so a verdict needs 2/2ⁿ ≤ 0.05/35: n ≥ 11.
 """
 
 from __future__ import annotations
@@ -165,9 +165,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"seeds per optimizer (default {SEEDS}: the fewest at which the default "
                         "study's corrected verdicts are possible)")
     p.add_argument("--target-accuracy", type=float, default=None, metavar="ACC",
-                   help=f"compare steps and seconds to reach this validation accuracy "
+                   help=f"compare the steps (and seconds) to reach this validation accuracy "
                         f"(default {TARGET_ACCURACY:g} on classification datasets; 0 for none)")
-    p.add_argument("--epochs", type=int, default=30, help="epochs per trial (default 30)")
+    p.add_argument("--epochs", type=int, default=20, help="epochs per trial (default 20)")
     p.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
     p.add_argument("--hidden", type=int, default=128, help="hidden units (default 128)")
     p.add_argument("--name", help="study name (default compare-DATASET)")

@@ -1,6 +1,11 @@
 """From the store to answers: per-configuration statistics across seeds, every pair of
-configurations compared seed by seed, each against the baseline in time to target, one Holm
+configurations compared seed by seed, each against the baseline in steps to target, one Holm
 correction over all of these comparisons, and the ranking that follows from them.
+
+Seconds to target are summarized (median and its interval) but not tested: wall-clock seconds
+depend on the machine's load while each trial ran, and the trials of one configuration run one
+after the other, so a paired test on seconds would test the load as much as the recipe (two
+runs of the same default study on a busy machine gave different "slower" verdicts).
 
 Everything is computed from the store alone, so a report can be rebuilt at any time. A seed
 counts once it has finished (completed, stopped early, diverged) or failed: a diverged or
@@ -73,7 +78,7 @@ class ConfigResult:
 class Analysis:
     """A whole study, analysed once: configurations, the comparisons (``pairwise`` on the
     monitored metric, ``comparisons`` = those against the baseline, ``target_comparisons``
-    by unit "steps"/"seconds"), all corrected together over ``family`` comparisons, and the
+    by unit: "steps"), all corrected together over ``family`` comparisons, and the
     ranking."""
 
     study: str
@@ -191,7 +196,7 @@ def analyze(store: Store, study: str | None = None, *, monitor: str | None = Non
 
     The family corrected together (Holm, level ``alpha``): every pair of configurations on the
     monitored metric, and — with a ``[target]`` — each configuration against the baseline in
-    steps and in seconds to the target (a seed that never reached it is the slowest).
+    optimizer steps to the target (a seed that never reached it is the slowest).
     """
     study_id, name, spec_data = store.study(study)
     spec = parse_spec(spec_data)
@@ -212,7 +217,7 @@ def analyze(store: Store, study: str | None = None, *, monitor: str | None = Non
     target_raw: list[tuple[str, str, stats.Comparison]] = []
     base = next((c for c in configs if c.label == baseline), None)
     if spec.target is not None and base is not None:
-        for unit in ("steps", "seconds"):
+        for unit in ("steps",):
             attr = f"{unit}_to_target"
             base_t = getattr(base, attr)
             for c in configs:
@@ -234,7 +239,7 @@ def analyze(store: Store, study: str | None = None, *, monitor: str | None = Non
         elif c.candidate_label == baseline:
             comparisons[c.baseline_label] = _swap(c)
     comparisons = {c.label: comparisons[c.label] for c in configs if c.label in comparisons}
-    target_comparisons: dict[str, dict[str, stats.Comparison]] = {"steps": {}, "seconds": {}}
+    target_comparisons: dict[str, dict[str, stats.Comparison]] = {"steps": {}}
     for (unit, label, _), c in zip(target_raw, target_done, strict=True):
         target_comparisons[unit][label] = c
     summaries = {c.label: c.summary_final for c in configs}

@@ -146,6 +146,8 @@ def num(value: Any, percent: bool, *, signed: bool = False) -> str:
         return DASH
     sign = "+" if signed else ""
     text = f"{value * 100:{sign}.1f}" if percent else f"{value:{sign}.4g}"
+    if not any(c in "123456789" for c in text.split("e")[0]):  # rounds to zero: no sign
+        text = text.lstrip("+-")
     return text.replace("-", MINUS)
 
 
@@ -441,13 +443,11 @@ def _target_sentences(a: Analysis) -> list[str]:
         return []
     goal = target_words(a.spec.target.metric, a.spec.target.value)
     out = []
-    for unit, comps in a.target_comparisons.items():
-        if not comps:
-            continue
+    comps = a.target_comparisons.get("steps", {})
+    if comps:
         faster = [c.candidate_label for c in comps.values() if c.verdict == "better"]
         slower = [c.candidate_label for c in comps.values() if c.verdict == "worse"]
         few = any(c.verdict == "too few seeds" for c in comps.values())
-        what = "optimizer steps" if unit == "steps" else "training seconds"
         parts = []
         if faster:
             parts.append(f"clearly faster than {a.baseline}: {names(faster)}")
@@ -457,8 +457,8 @@ def _target_sentences(a: Analysis) -> list[str]:
             parts.append("no configuration is clearly faster or slower than "
                          f"{a.baseline}" + (f" (too few seeds to tell; {a.seeds_needed} "
                                             "would be needed)" if few else ""))
-        out.append(f"Time to reach {goal}, in {what}, paired by seed (a seed that never "
-                   f"reached it counts as slowest) — " + "; ".join(parts) + ".")
+        out.append(f"Time to reach {goal}, in optimizer steps, paired by seed (a seed that "
+                   "never reached it counts as slowest) — " + "; ".join(parts) + ".")
     medians = []
     for c in a.configs:
         t = c.steps_to_target
@@ -466,7 +466,9 @@ def _target_sentences(a: Analysis) -> list[str]:
             medians.append(f"{c.label} {amount(t.median, 'steps') if t.reached else 'never'}"
                            f" ({t.reached} of {t.n} reached)")
     if medians:
-        out.append(f"Median steps to {goal}: " + "; ".join(medians) + ".")
+        out.append(f"Median steps to {goal}: " + "; ".join(medians) + ". Seconds to the "
+                   "target are shown, not tested: they depend on the machine's load while each "
+                   "trial ran.")
     return out
 
 
@@ -488,8 +490,8 @@ def how_to_read(analysis: Analysis) -> list[str]:
         f"that never reached the target counts as the slowest. The p-values of all "
         f"{plural(a.family, 'comparison')} of the study (every pair of configurations on "
         f"final {metric_words(a.monitor)}"
-        + (", and each configuration against the baseline in steps and in seconds to the "
-           "target" if a.spec.target is not None else "")
+        + (", and each configuration against the baseline in optimizer steps to the target"
+           if a.spec.target is not None else "")
         + ") are corrected together by Holm's method, so the chance of any false \"better\" "
           "or \"worse\" in this report is at most 5%.",
         f"With n seeds the smallest possible p-value is 2/2^n, so a corrected verdict needs "

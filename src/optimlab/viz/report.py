@@ -199,7 +199,9 @@ def render_report(store: Store, study: str | None = None, *, smooth: float | Non
             "reached: the bar is the median over all seeds (a seed that never reached it "
             "counts as slowest), the error bar its distribution-free 95% interval (from 6 "
             "seeds; an arrow when its upper end was never reached), the dots the individual "
-            "seeds, and the text how many seeds reached it.",
+            "seeds, and the text how many seeds reached it. Steps are tested against the "
+            "baseline; seconds are shown, not tested, since they depend on the machine's load "
+            "while each trial ran.",
             "Steps and seconds to reach the target",
             curves.time_to_target(
                 {c.label: c.steps_to_target for c in analysis.configs if c.steps_to_target},
@@ -285,24 +287,23 @@ def _context(analysis: Analysis, *, percent: bool, target_text: str, source: str
              smooth: float | None) -> dict[str, Any]:
     from optimlab.viz.curves import colors
 
-    a = analysis
-    metric = words.metric_words(a.monitor)
+    metric = words.metric_words(analysis.monitor)
     unit = " (%)" if percent else ""
 
     def num(v: float) -> str:
         return words.num(v, percent)
 
-    differing = _differing_settings([c.settings for c in a.configs])
-    palette = colors([c.label for c in a.configs])
-    by_label = {c.label: c for c in a.configs}
+    differing = _differing_settings([c.settings for c in analysis.configs])
+    palette = colors([c.label for c in analysis.configs])
+    by_label = {c.label: c for c in analysis.configs}
     rows = []
-    for entry in a.ranking:
+    for entry in analysis.ranking:
         c = by_label[entry.label]
         s = c.summary_final
         rows.append({
             "rank": entry.rank if entry.rank is not None else words.DASH,
             "ranked": entry.rank is not None, "top": entry.rank == 1,
-            "label": c.label, "baseline": c.label == a.baseline,
+            "label": c.label, "baseline": c.label == analysis.baseline,
             "color": palette[c.label],
             "settings": _settings_text(c.settings, differing),
             "mean": num(s.mean), "ci": words.interval(s.ci_low, s.ci_high, percent),
@@ -312,7 +313,7 @@ def _context(analysis: Analysis, *, percent: bool, target_text: str, source: str
             "time": words.seconds(c.time_per_seed),
         })
     comparisons = []
-    for label, comp in a.comparisons.items():
+    for label, comp in analysis.comparisons.items():
         comparisons.append({
             "label": label, "statement": comp.statement, "color": palette[label],
             "diff": words.num(comp.mean_diff, percent, signed=True),
@@ -326,38 +327,36 @@ def _context(analysis: Analysis, *, percent: bool, target_text: str, source: str
             "verdict": _VERDICT_WORDS[comp.verdict], "better": comp.better,
         })
     targets = []
-    if a.spec.target is not None:
-        for c in a.configs:
+    if analysis.spec.target is not None:
+        for c in analysis.configs:
             if c.steps_to_target is not None and c.seconds_to_target is not None:
-                vs = {u: a.target_comparisons.get(u, {}).get(c.label) for u in
-                      ("steps", "seconds")}
+                vs = analysis.target_comparisons.get("steps", {}).get(c.label)
                 targets.append({
                     "label": c.label, "color": palette[c.label],
                     "steps": c.steps_to_target.statement,
                     "seconds": words.seconds(c.seconds_to_target.median)
                     if c.seconds_to_target.reached else words.DASH,
-                    "verdicts": {u: (_TARGET_WORDS[v.verdict] if v is not None else
-                                     "baseline") for u, v in vs.items()},
+                    "verdict": _TARGET_WORDS[vs.verdict] if vs is not None else "baseline",
                 })
     failures = [{"label": c.label, "seed": seed, "reason": reason}
-                for c in a.configs for seed, reason in c.failures]
-    env = {k: words.short(v) for k, v in sorted(a.environment.items())}
+                for c in analysis.configs for seed, reason in c.failures]
+    env = {k: words.short(v) for k, v in sorted(analysis.environment.items())}
     return {
-        "title": a.study, "study": a.study, "description": a.spec.description,
+        "title": analysis.study, "study": analysis.study, "description": analysis.spec.description,
         "source": source, "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "monitor": a.monitor, "words": metric, "unit": unit, "mode": a.mode,
+        "monitor": analysis.monitor, "words": metric, "unit": unit, "mode": analysis.mode,
         "diff_unit": " (points)" if percent else "",
-        "direction": "higher is better" if a.mode == "max" else "lower is better",
-        "baseline": a.baseline, "rows": rows, "comparisons": comparisons,
-        "answer": words.answer(a), "incomplete": _incomplete(a),
-        "n_seeds": a.n_seeds, "how_to_read": words.how_to_read(a),
-        "variance": words.sources_of_variance(a.resplit),
-        "family": a.family, "seeds_needed": a.seeds_needed,
+        "direction": "higher is better" if analysis.mode == "max" else "lower is better",
+        "baseline": analysis.baseline, "rows": rows, "comparisons": comparisons,
+        "answer": words.answer(analysis), "incomplete": _incomplete(analysis),
+        "n_seeds": analysis.n_seeds, "how_to_read": words.how_to_read(analysis),
+        "variance": words.sources_of_variance(analysis.resplit),
+        "family": analysis.family, "seeds_needed": analysis.seeds_needed,
         "target": target_text, "targets": targets, "smooth": smooth,
         "failures": failures,
-        "spec": _toml(a.spec.model_dump(mode="json")),
-        "environment": env, "n_configs": len(a.configs),
-        "n_trials": sum(c.n for c in a.configs),
+        "spec": _toml(analysis.spec.model_dump(mode="json")),
+        "environment": env, "n_configs": len(analysis.configs),
+        "n_trials": sum(c.n for c in analysis.configs),
     }
 
 

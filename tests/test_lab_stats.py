@@ -446,7 +446,7 @@ def test_coverage_slow(kind, n):
 
 @pytest.mark.parametrize("kind", ["normal", "binomial"])
 def test_false_verdicts_fast(kind):
-    reps = 40
+    reps = 25  # a smoke test of the slow one below
     for n in (3, 12):
         one, seven, pairs = _false_verdicts(kind, n, reps, seed=n)
         for rate in (one, seven, pairs):

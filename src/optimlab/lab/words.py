@@ -411,6 +411,14 @@ def answer(analysis: Analysis) -> list[str]:
     return out
 
 
+def _diverged_clause(a: Analysis) -> str:
+    """``(0 of 11 seeds diverged in any configuration)`` or ``(boom: 3 of 3 diverged; …)``."""
+    trouble = [c for c in a.configs if c.diverged or c.failed]
+    if not trouble:
+        return f"(0 of {a.n_seeds} seeds diverged in any configuration)"
+    return "(" + "; ".join(f"{c.label}: {_trouble(c)}" for c in trouble) + ")"
+
+
 def _baseline_sentences(a: Analysis) -> list[str]:
     comps = list(a.comparisons.values())
     if not comps:
@@ -431,11 +439,12 @@ def _baseline_sentences(a: Analysis) -> list[str]:
         return [f"Against the baseline {a.baseline} on final {words}: too few seeds to tell "
                 f"({plural(a.n_seeds, 'seed')}; {a.seeds_needed} would be needed for a verdict "
                 f"corrected over {plural(a.family, 'comparison')}). Wins so far: " + "; ".join(
-                    f"{c.candidate_label} better on {c.wins} of {c.n_pairs}" for c in few) + "."]
+                    f"{c.candidate_label} better on {c.wins} of {c.n_pairs}" for c in few)
+                + f" {_diverged_clause(a)}."]
     if few:
         parts.append(f"too few seeds to tell: {names([c.candidate_label for c in few])}")
     return [f"Against the baseline {a.baseline} on final {words}, paired by seed — "
-            + "; ".join(parts) + "."]
+            + "; ".join(parts) + f" {_diverged_clause(a)}."]
 
 
 def _target_sentences(a: Analysis) -> list[str]:
@@ -458,7 +467,8 @@ def _target_sentences(a: Analysis) -> list[str]:
                          f"{a.baseline}" + (f" (too few seeds to tell; {a.seeds_needed} "
                                             "would be needed)" if few else ""))
         out.append(f"Time to reach {goal}, in optimizer steps, paired by seed (a seed that "
-                   "never reached it counts as slowest) — " + "; ".join(parts) + ".")
+                   "never reached it counts as slowest) — " + "; ".join(parts)
+                   + f" {_diverged_clause(a)}.")
     medians = []
     for c in a.configs:
         t = c.steps_to_target
@@ -466,7 +476,8 @@ def _target_sentences(a: Analysis) -> list[str]:
             medians.append(f"{c.label} {amount(t.median, 'steps') if t.reached else 'never'}"
                            f" ({t.reached} of {t.n} reached)")
     if medians:
-        out.append(f"Median steps to {goal}: " + "; ".join(medians) + ". Seconds to the "
+        out.append(f"Median steps to {goal}: " + "; ".join(medians) + f" "
+                   f"{_diverged_clause(a)}. Seconds to the "
                    "target are shown, not tested: they depend on the machine's load while each "
                    "trial ran.")
     return out

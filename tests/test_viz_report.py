@@ -16,6 +16,7 @@ The browser test runs Debian's headless Chromium on the written file and checks 
 from __future__ import annotations
 
 import base64
+import html as html_lib
 import re
 import subprocess
 import tomllib
@@ -115,7 +116,8 @@ def test_report_holds_labels_statements_and_one_image_per_plot(
         assert base64.b64decode(b64, validate=True).startswith(b"\x89PNG\r\n\x1a\n")
     for section in SECTIONS:
         assert f'id="{section}"' in html
-    assert "The answer" in html and "Wilcoxon test cannot reach p &lt; 0.05" in html
+    assert "The answer" in html and "Too few seeds to tell" in html
+    assert "seeds would be needed" in html
     assert "incomplete" not in html.lower().split("</header>")[0]
 
 
@@ -141,7 +143,9 @@ def test_incomplete_study_says_so_at_the_top(db: Path, tmp_path: Path) -> None:
     header = html.split("</header>")[0]
     assert 'id="incomplete"' in header
     assert "2 of 4 trials have not finished (2 pending)" in header
-    assert "cannot be compared yet: 1 paired seed" in html  # one seed each: no statistics
+    # one seed each: no interval, no rank, said in words
+    assert "a single seed says nothing of the spread" in html
+    assert "1 paired seed" in html
 
 
 def test_bad_arguments(db: Path, tmp_path: Path) -> None:
@@ -156,7 +160,7 @@ def test_bad_arguments(db: Path, tmp_path: Path) -> None:
 
 def test_spec_is_shown_as_toml(db: Path) -> None:
     with Store(db, create=False) as store:
-        spec = analyze(store, "t", n_resamples=99).spec.model_dump(mode="json")
+        spec = analyze(store, "t").spec.model_dump(mode="json")
     parsed = tomllib.loads(_toml(spec))
 
     def drop_none(v: object) -> object:
@@ -255,3 +259,160 @@ def test_the_report_can_include_the_best_configurations_landscape(tmp_path) -> N
     assert (tmp_path / "png" / "landscape_slice.png").stat().st_size > 0
     plain = write_report(tmp_path / "s.db", out=tmp_path / "plain.html")
     assert 'id="landscape"' not in plain.read_text()
+
+
+# -- the words of the answer, in a real browser ----------------------------------------------
+
+
+def _words_spec(name: str, seeds: int, configs: list[dict[str, object]]) -> dict[str, object]:
+    return {"name": name, "seeds": seeds, "baseline": "slow",
+            "data": {"dataset": "iris", "val": 0.3, "test": 0.2},
+            "train": {"model": {"type": "mlp", "hidden": [8]}, "epochs": 3, "batch_size": 16},
+            "configs": configs}
+
+
+SLOW = {"label": "slow", "optimizer": "sgd", "lr": 0.001}
+FAST = {"label": "fast", "optimizer": "sgd", "lr": 0.3}
+BOOM = {"label": "boom", "optimizer": "sgd", "lr": 1e6}
+
+
+@pytest.fixture(scope="module")
+def words_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two studies: "clear" (6 seeds, a large difference: one comparison, so 6 seeds allow a
+    corrected verdict) and "diverged" (3 seeds, one configuration that diverges every time)."""
+    path = tmp_path_factory.mktemp("words") / "w.db"
+    run_study(parse_spec(_words_spec("clear", 6, [SLOW, FAST])), path, threads=1)
+    run_study(parse_spec(_words_spec("diverged", 3, [SLOW, FAST, BOOM])), path, threads=1)
+    return path
+
+
+def _answer_text(dom: str) -> str:
+    section = dom.split('<section id="answer">')[1].split("</section>")[0]
+    return html_lib.unescape(re.sub(r"<[^>]+>", " ", section))
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's headless Chromium at "
+                                                  "/usr/bin/chromium")
+def test_the_answer_in_words_in_headless_chromium(words_db: Path, report: tuple[Path, Path, str],
+                                                 tmp_path: Path) -> None:
+    clear = write_report(words_db, "clear", out=tmp_path / "clear.html")
+    diverged = write_report(words_db, "diverged", out=tmp_path / "diverged.html")
+
+    dom, console = _chromium(clear, tmp_path, "--dump-dom")
+    assert console == []
+    text = " ".join(_answer_text(dom).split())
+    assert "fast is the best configuration on final val accuracy: it is clearly better than " \
+           "every other ranked configuration (paired by seed, Holm-corrected over the " \
+           "study's 1 comparison)" in text
+    assert "(0 of 6 diverged)" in text and "clearly better than the baseline: fast" in text
+
+    dom, console = _chromium(diverged, tmp_path, "--dump-dom")
+    assert console == []
+    text = " ".join(_answer_text(dom).split())
+    assert "Too few seeds to tell which configuration is best: with 3 seeds" in text
+    assert "7 seeds would be needed" in text  # 3 pairs: 2/2^7 ≤ 0.05/3 < 2/2^6
+    assert "Not ranked (fewer than two seeds with a finite value): boom (3 of 3 diverged)" \
+        in text
+    assert "boom: 3 of 3 diverged. Each counts against its configuration" in text
+    whole = html_lib.unescape(dom)
+    assert "boom: 3 of 3 diverged, slow: 0 of 3 diverged" in whole  # the comparison
+
+    dom, console = _chromium(report[0], tmp_path, "--dump-dom")  # 2 seeds, with a target
+    text = " ".join(_answer_text(dom).split())
+    assert "Too few seeds to tell" in text and "seeds would be needed" in text
+    assert "Time to reach 80% val accuracy, in optimizer steps" in text
+
+
+# -- many configurations, failures, one label for time ----------------------------------------
+
+
+def _fake_curves(n: int) -> dict[str, dict[int, dict[str, object]]]:
+    epochs = [{"epoch": e, "train_loss": 2.0 / (e + 1), "val_loss": 2.2 / (e + 1),
+               "train_accuracy": 0.5 + 0.1 * e, "val_accuracy": 0.45 + 0.1 * e}
+              for e in range(4)]
+    steps = {"step": [1, 2, 3], "loss": [2.0, 1.0, 0.5], "lr": [0.1] * 3,
+             "grad_norm": [1.0, 0.5, 0.2]}
+    return {f"config {i:02d}": {0: {"epochs": epochs, "steps": steps}} for i in range(n)}
+
+
+def test_sixteen_configurations_stay_readable() -> None:
+    from optimlab.viz import curves
+
+    labels = [f"config {i:02d}" for i in range(18)] + ["adam", "adam (lr=0.01)"]
+    palette = curves.colors(labels)
+    assert len(set(palette.values())) == len(labels)  # distinct, even for two "adam"s
+    assert curves.colors(list(reversed(labels))) == palette  # whatever the order
+    assert curves.colors(["sgd", "adam"]) == {"sgd": "#3a3a3a", "adam": "#e69f00"}
+
+    per_config = _fake_curves(16)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    learning = curves.learning_curves(per_config, metric="val_accuracy")
+    loss_ax, acc_ax = learning.axes[:2]
+    assert loss_ax.get_yscale() == "log" and acc_ax.get_yscale() == "linear"
+    for fig in (learning, curves.learning_rate(per_config), curves.grad_norms(per_config)):
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        assert legends
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is not None:  # entirely to the right of the data
+                assert legend.get_window_extent(renderer).x0 >= \
+                    ax.get_window_extent(renderer).x1
+
+
+def test_only_picks_the_configurations_drawn(db: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    from optimlab.viz.report import MAX_DRAWN, drawn_labels
+
+    out = write_report(db, "t", out=tmp_path / "only.html", only=["adam"])
+    page = out.read_text(encoding="utf-8")
+    assert "Drawn: 1 of 2 configurations (adam)" in page
+    with pytest.raises(ValueError, match="no configuration 'nope'"):
+        write_report(db, "t", out=tmp_path / "x.html", only=["nope"])
+    assert main(["report", str(db), "--study", "t", "--only", "sgd", "-o",
+                 str(tmp_path / "cli.html")]) == 0
+    assert "Drawn: 1 of 2 configurations (sgd)" in (tmp_path / "cli.html").read_text()
+    assert main(["report", str(db), "--study", "t", "--only", "nope"]) == 2
+    assert "no configuration 'nope'" in capsys.readouterr().err
+
+    labels = [f"c{i:02d}" for i in range(14)]
+    fake = SimpleNamespace(configs=[SimpleNamespace(label=x) for x in labels],
+                           ranking=[SimpleNamespace(label=x) for x in reversed(labels)],
+                           baseline="c00", study="s")
+    drawn = drawn_labels(fake)  # type: ignore[arg-type]
+    assert len(drawn) == MAX_DRAWN and "c00" in drawn and "c13" in drawn and "c04" not in drawn
+
+
+def test_failure_reasons_are_shown_in_the_summary_and_the_report(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import optimlab.lab.runner as runner
+
+    real = runner.build_trainer
+
+    def fragile(spec: object, settings: dict[str, object], seed: int, *a: object,
+                **kw: object) -> object:
+        if settings["optimizer"] == "adam" and seed == 1:
+            raise RuntimeError("the GPU caught fire")
+        return real(spec, settings, seed, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "build_trainer", fragile)
+    spec = tmp_path / "s.toml"
+    spec.write_text('name = "fragile"\nseeds = 2\nbaseline = "sgd"\n[data]\ndataset = "iris"\n'
+                    '[train]\nmodel = { type = "mlp", hidden = [8] }\nepochs = 1\n'
+                    '[axes]\noptimizer = ["sgd", "adam"]\n')
+    code = main(["run", str(spec), "--db", str(tmp_path / "f.db"), "--report",
+                 str(tmp_path / "f.html")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "Failed trials:" in out and "adam (seed 1): RuntimeError: the GPU caught fire" in out
+    assert "time / seed" in out  # the report's name for the time column
+    page = (tmp_path / "f.html").read_text(encoding="utf-8")
+    assert 'id="failures"' in page and "RuntimeError: the GPU caught fire" in page
+    assert "time / seed" in page
+    assert "1 of 2 failed" in html_lib.unescape(page)

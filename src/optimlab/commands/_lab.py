@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from optimlab.lab import answer, words
 from optimlab.lab.runner import Outcome, expand, run_study
 from optimlab.lab.spec import StudySpec
-from optimlab.lab.stats import metric_words
 
 FINISHED_WORDS = {"completed": "completed", "early_stopped": "stopped early",
                   "diverged": "diverged", "failed": "FAILED"}
@@ -66,26 +66,22 @@ def _has_study(store: Any, spec: StudySpec) -> bool:
     return any(s["name"] == spec.name for s in store.studies())
 
 
-def _fmt(x: float, proportion: bool) -> str:
-    if not isinstance(x, int | float) or not math.isfinite(x):
-        return "—"
-    return f"{100 * x:.1f}%" if proportion else f"{x:.4g}"
-
-
 def ranking_table(analysis: Any) -> Table:
-    """Rank, configuration, final metric with its 95% interval, best, test, trouble, time."""
-    proportion = not analysis.monitor.endswith(("loss", "mse", "mae", "rmse"))
-    words = metric_words(analysis.monitor)
-    table = Table(title=f"{analysis.study}: final {words} across seeds "
+    """Rank, configuration, final metric with its 95% interval, best, test, seeds, trouble and
+    time per seed — the columns and words of the report's ranking table."""
+    percent = analysis.percent
+    metric = words.metric_words(analysis.monitor)
+    unit = " (%)" if percent else ""
+    table = Table(title=f"{analysis.study}: final {metric} across seeds "
                         f"({'higher' if analysis.mode == 'max' else 'lower'} is better)")
-    for col, justify in (("rank", "right"), ("configuration", "left"), ("mean", "right"),
-                         ("95% CI", "right"), ("best", "right"), ("test", "right"),
-                         ("seeds", "right"), ("notes", "left"), ("time", "right")):
+    for col, justify in (("rank", "right"), ("configuration", "left"),
+                         (f"final{unit}", "right"), ("95% CI", "right"),
+                         (f"best{unit}", "right"), (f"test{unit}", "right"),
+                         ("seeds", "right"), ("notes", "left"), ("time / seed", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for entry in analysis.ranking:
         c = analysis.config(entry.label)
         s = c.summary_final
-        ci = f"[{_fmt(s.ci_low, proportion)}, {_fmt(s.ci_high, proportion)}]"
         notes = []
         if c.label == analysis.baseline:
             notes.append("baseline")
@@ -93,26 +89,66 @@ def ranking_table(analysis: Any) -> Table:
                             (c.unfinished - c.failed, "unfinished")):
             if count:
                 notes.append(f"{count} {word}")
-        table.add_row(str(entry.rank), c.label, _fmt(s.mean, proportion), ci,
-                      _fmt(c.summary_best.mean, proportion), _fmt(c.summary_test.mean, proportion),
-                      f"{s.n_finite}/{s.n}", ", ".join(notes), f"{c.wall_time:.1f}s")
+        if entry.rank is None:
+            notes.append("no rank: < 2 finite seeds")
+        table.add_row(str(entry.rank) if entry.rank is not None else words.DASH,
+                      escape(c.label), words.num(s.mean, percent),
+                      words.interval(s.ci_low, s.ci_high, percent),
+                      words.num(c.summary_best.mean, percent),
+                      words.num(c.summary_test.mean, percent), f"{s.n_finite}/{s.n}",
+                      ", ".join(notes), words.seconds(c.time_per_seed))
     return table
 
 
 def print_results(analysis: Any, console: Console) -> None:
+    """The ranking table, the answer in words, each comparison with the baseline, time to
+    target, and the reason of every failed trial."""
     console.print(ranking_table(analysis))
+    console.print()
+    for sentence in answer.answer(analysis):
+        console.print(escape(sentence))
     if analysis.comparisons:
-        console.print(f"\nAgainst the baseline ({analysis.baseline}), paired by seed:")
+        console.print(f"\nAgainst the baseline ({escape(analysis.baseline)}), paired by seed:")
         for comparison in analysis.comparisons.values():
-            console.print(f"  • {comparison.statement}")
+            console.print(f"  • {escape(comparison.statement)}")
     for c in analysis.configs:
         if c.steps_to_target is not None:
-            console.print(f"  {c.label}: {c.steps_to_target.statement}")
-    n = min((c.n for c in analysis.configs), default=0)
-    if n and n < 6:
-        console.print(f"\n[dim]With {n} seeds a paired Wilcoxon test cannot reach p < 0.05 "
-                      "(its smallest two-sided p is 2/2ⁿ); read the intervals, and add seeds for "
-                      "a firmer answer.[/dim]")
+            console.print(f"  {escape(c.label)}: {escape(c.steps_to_target.statement)}")
+    failures = [(c.label, seed, reason) for c in analysis.configs for seed, reason in c.failures]
+    if failures:
+        console.print("\nFailed trials:")
+        for label, seed, reason in failures:
+            console.print(f"  • {escape(label)} (seed {seed}): {escape(reason)}")
+    note = rmsprop_note(analysis)
+    if note:
+        console.print(f"\n[dim]{escape(note)}[/dim]")
+    console.print(f"\n[dim]{escape(answer.sources_of_variance(analysis.resplit))}[/dim]")
+
+
+def rmsprop_note(analysis: Any) -> str:
+    """Why RMSprop with the course's β = 0.999 and no bias correction starts fast — said when
+    such a configuration ranks first or is the fastest to the target."""
+    def uncorrected(c: Any) -> bool:
+        s = c.settings
+        kw = s.get("optimizer_kwargs") or {}
+        return (s.get("optimizer") == "rmsprop" and not kw.get("bias_correction")
+                and kw.get("alpha", 0.99) >= 0.99)
+
+    ranked = [e for e in analysis.ranking if e.rank == 1]
+    lead = {e.label for e in ranked[:1]}
+    fastest = [c for c in analysis.configs if c.steps_to_target is not None
+               and c.steps_to_target.reached]
+    if fastest:
+        lead.add(min(fastest, key=lambda c: c.steps_to_target.median).label)
+    hits = [c.label for c in analysis.configs if c.label in lead and uncorrected(c)]
+    if not hits:
+        return ""
+    return (f"Why {words.names(hits)} starts fast: RMSprop's second moment s starts at 0 "
+            "and, with β = 0.999 and no bias correction, is about (1 − β^t)·g² early on, so "
+            "the step lr·g/√s is up to 1/√(1 − β) ≈ 32 times larger in the first step "
+            "than with bias correction (Adam's is about lr). Its early lead comes from these "
+            "large steps, not from per-weight step sizes alone: compare "
+            "rmsprop:bias_correction=true.")
 
 
 def summary_json(analysis: Any, outcome: Outcome | None, report: Path | None) -> str:
@@ -120,42 +156,46 @@ def summary_json(analysis: Any, outcome: Outcome | None, report: Path | None) ->
         return {k: getattr(summary, k) for k in ("mean", "std", "median", "ci_low", "ci_high",
                                                   "n", "n_finite")}
 
+    def comparison(label: str, c: Any) -> dict[str, Any]:
+        return {"label": label, "statement": c.statement, "verdict": c.verdict,
+                "mean_diff": c.mean_diff, "ci_low": c.ci_low, "ci_high": c.ci_high,
+                "p_value": c.p_value, "p_adjusted": c.p_adjusted, "wins": c.wins,
+                "ties": c.ties, "n_pairs": c.n_pairs, "prob_better": c.prob,
+                "prob_low": c.prob_low, "prob_high": c.prob_high,
+                "candidate_failed": c.candidate_failed, "baseline_failed": c.baseline_failed}
+
     data = {
         "study": analysis.study, "monitor": analysis.monitor, "mode": analysis.mode,
-        "baseline": analysis.baseline,
+        "baseline": analysis.baseline, "family": analysis.family,
+        "seeds_needed": analysis.seeds_needed, "answer": answer.answer(analysis),
         "ranking": [{"rank": e.rank, "label": e.label,
                      "final": s(analysis.config(e.label).summary_final),
                      "best": s(analysis.config(e.label).summary_best),
                      "test": s(analysis.config(e.label).summary_test),
                      "diverged": analysis.config(e.label).diverged,
-                     "failed": analysis.config(e.label).failed} for e in analysis.ranking],
-        "comparisons": [{"label": k, "statement": c.statement, "mean_diff": c.mean_diff,
-                         "ci_low": c.ci_low, "ci_high": c.ci_high, "p_value": c.p_value,
-                         "wins": c.wins, "n_pairs": c.n_pairs}
-                        for k, c in analysis.comparisons.items()],
+                     "failed": analysis.config(e.label).failed,
+                     "failures": [{"seed": seed, "reason": reason} for seed, reason
+                                  in analysis.config(e.label).failures],
+                     "time_per_seed": analysis.config(e.label).time_per_seed}
+                    for e in analysis.ranking],
+        "comparisons": [comparison(k, c) for k, c in analysis.comparisons.items()],
+        "target_comparisons": {unit: [comparison(k, c) for k, c in comps.items()]
+                               for unit, comps in analysis.target_comparisons.items()},
         "counts": outcome.counts if outcome else None,
         "report": str(report) if report else None,
     }
-    return json.dumps(_clean(data), indent=2)
+    return json.dumps(words.clean(data), indent=2)
 
 
-def _clean(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_clean(x) for x in v]
-    return v
-
-
-def write_report_if_possible(db: str, study: str, out: str | None) -> Path | None:
-    """Write the HTML report unless disabled; None when there is no report to write."""
+def write_report_if_possible(db: str, study: str, out: str | None,
+                             analysis: Any = None) -> Path | None:
+    """Write the HTML report unless disabled (from ``analysis`` when given, so the study is
+    analysed once); None when there is no report to write."""
     if not out:
         return None
     from optimlab.viz.report import write_report
 
-    return write_report(db, study=study, out=out)
+    return write_report(db, study=study, out=out, analysis=analysis)
 
 
 def run_and_report(spec: StudySpec, args: Any) -> int:
@@ -168,7 +208,7 @@ def run_and_report(spec: StudySpec, args: Any) -> int:
                                 threads=args.threads)
     with Store(args.db, create=False) as store:
         analysis = analyze(store, spec.name)
-    report = write_report_if_possible(args.db, spec.name, args.report)
+    report = write_report_if_possible(args.db, spec.name, args.report, analysis)
     if args.json:
         print(summary_json(analysis, outcome, report))
     else:

@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no store at {db}; give the .db file a study wrote (optimlab "
                                 "compare or optimlab run SPEC)")
     path = write_report(db, args.study, out=args.output, png_dir=args.png, smooth=args.smooth,
-                        landscape=args.landscape)
+                        landscape=args.landscape, only=args.only)
     print(path)
     return 0
 
@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also write each plot as a PNG into DIR")
     p.add_argument("--smooth", metavar="BETA", type=float, default=None,
                    help="smooth curves with an EWA of this β in [0, 1), e.g. 0.6")
+    p.add_argument("--only", nargs="+", metavar="LABEL", default=None,
+                   help="draw only these configurations in the curve plots (default: all, or "
+                        "with more than 10 the best-ranked and the baseline); the tables "
+                        "always list every configuration")
     p.add_argument("--landscape", action="store_true",
                    help="add the loss landscape of the top-ranked configuration (trains one "
                         "trial again from the store)")

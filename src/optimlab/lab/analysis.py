@@ -1,11 +1,25 @@
-"""From the store to answers: per-configuration statistics across seeds, comparisons with the
-baseline paired by seed, a ranking with ties, steps- and time-to-target.
+"""From the store to answers: per-configuration statistics across seeds, every pair of
+configurations compared seed by seed, each against the baseline in steps to target, one Holm
+correction over all of these comparisons, and the ranking that follows from them.
 
-Everything is computed from the store alone, so a report can be rebuilt at any time.
+Seconds to target are summarized (median and its interval) but not tested: wall-clock seconds
+depend on the machine's load while each trial ran, and the trials of one configuration run one
+after the other, so a paired test on seconds would test the load as much as the recipe (two
+runs of the same default study on a busy machine gave different "slower" verdicts).
+
+Everything is computed from the store alone, so a report can be rebuilt at any time. A seed
+counts once it has finished (completed, stopped early, diverged) or failed: a diverged or
+failed seed is the worst value in every comparison; a pending or running one is left out (the
+report says the study is incomplete).
+
+>>> with Store("optimlab.db", create=False) as store:
+...     analysis = analyze(store)
+>>> [(e.label, e.rank) for e in analysis.ranking]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,46 +28,59 @@ from optimlab.lab import stats
 from optimlab.lab.runner import expand
 from optimlab.lab.spec import StudySpec, parse_spec
 from optimlab.lab.store import FINISHED, Store, TrialRow
+from optimlab.lab.words import is_proportion_metric
+from optimlab.train.callbacks.monitoring import metric_mode
 
-
-def metric_mode(name: str) -> str:
-    """"min" for losses and errors, "max" for scores."""
-    from optimlab.train.callbacks.monitoring import monitor_mode
-
-    try:
-        return monitor_mode(name)
-    except ValueError:
-        return "min" if name.endswith(("loss", "mse", "mae", "rmse")) else "max"
+#: trial statuses that count as a seed of a configuration (failed = worst value)
+COUNTED = (*FINISHED, "failed")
 
 
 @dataclass
 class ConfigResult:
-    """One configuration across its seeds."""
+    """One configuration across its seeds. ``final``, ``best`` and ``test`` map each counted
+    seed (finished or failed) to its value, NaN where it diverged or failed."""
 
     label: str
     settings: dict[str, Any]
     trials: list[TrialRow]
-    final: dict[int, float]            # seed → final value of the monitored metric
-    best: dict[int, float]             # seed → best value over epochs
-    test: dict[int, float]             # seed → the same metric on the test split
+    final: dict[int, float]
+    best: dict[int, float]
+    test: dict[int, float]
     summary_final: stats.Summary
     summary_best: stats.Summary
     summary_test: stats.Summary
     diverged: int
     failed: int
     unfinished: int
+    failures: list[tuple[int, str]] = field(default_factory=list)
     steps_to_target: stats.TargetSummary | None = None
     seconds_to_target: stats.TargetSummary | None = None
     wall_time: float = 0.0
 
     @property
     def n(self) -> int:
+        """Trials of this configuration in the study (seeds), finished or not."""
         return len(self.trials)
+
+    @property
+    def n_done(self) -> int:
+        """Seeds that count: finished (completed, stopped early, diverged) or failed."""
+        return sum(r.status in COUNTED for r in self.trials)
+
+    @property
+    def time_per_seed(self) -> float:
+        """Mean wall-clock seconds of a finished trial (NaN when none has a time)."""
+        times = [r.wall_time for r in self.trials
+                 if r.status in FINISHED and r.wall_time is not None]
+        return sum(times) / len(times) if times else math.nan
 
 
 @dataclass
 class Analysis:
-    """A whole study, analysed."""
+    """A whole study, analysed once: configurations, the comparisons (``pairwise`` on the
+    monitored metric, ``comparisons`` = those against the baseline, ``target_comparisons``
+    by unit: "steps"), all corrected together over ``family`` comparisons, and the
+    ranking."""
 
     study: str
     spec: StudySpec
@@ -61,16 +88,50 @@ class Analysis:
     mode: str
     baseline: str
     configs: list[ConfigResult]
+    pairwise: list[stats.Comparison]
     comparisons: dict[str, stats.Comparison]
+    target_comparisons: dict[str, dict[str, stats.Comparison]]
     ranking: list[stats.RankedEntry]
+    family: int
+    seeds_needed: int
+    alpha: float = stats.ALPHA
     environment: dict[str, Any] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
         return all(c.unfinished == 0 for c in self.configs)
 
+    @property
+    def n_seeds(self) -> int:
+        """Seeds per configuration in the study (the most any configuration has)."""
+        return max((c.n for c in self.configs), default=0)
+
+    @property
+    def percent(self) -> bool:
+        """Whether the monitored metric is written in percent."""
+        values = [v for c in self.configs for v in (*c.final.values(), *c.best.values())]
+        return is_proportion_metric(self.monitor, values)
+
+    @property
+    def resplit(self) -> bool:
+        """Whether each seed re-draws the train/validation split (``[data] resplit``)."""
+        return bool(getattr(self.spec.data, "resplit", False))
+
     def config(self, label: str) -> ConfigResult:
         return next(c for c in self.configs if c.label == label)
+
+    def beaten_by(self, label: str) -> list[str]:
+        """The configurations that ``label`` is clearly better than (corrected verdicts)."""
+        out = []
+        for c in self.pairwise:
+            if c.verdict == "better" and c.candidate_label == label:
+                out.append(c.baseline_label)
+            elif c.verdict == "worse" and c.baseline_label == label:
+                out.append(c.candidate_label)
+        return sorted(out)
+
+    def rank_of(self, label: str) -> int | None:
+        return next((e.rank for e in self.ranking if e.label == label), None)
 
 
 def _value(row: TrialRow, key: str) -> float:
@@ -80,71 +141,136 @@ def _value(row: TrialRow, key: str) -> float:
     return float(v) if isinstance(v, int | float) else math.nan
 
 
-def analyze(store: Store, study: str | None = None, *, monitor: str | None = None,
-            n_resamples: int = 9999) -> Analysis:
-    """Analyse the study ``study`` (the latest when None) of ``store``."""
-    study_id, name, spec_data = store.study(study)
-    spec = parse_spec(spec_data)
-    keys = [t.key for t in expand(spec)]
-    rows = store.trials(study_id, keys)
+def _best(row: TrialRow, key: str) -> float:
+    entry = (row.best or {}).get(key) if row.status in FINISHED else None
+    return float(entry["value"]) if entry else math.nan
+
+
+def _to_target(row: TrialRow, key: str) -> float | None:
+    t = row.target or {}
+    if row.status not in FINISHED or t.get("reached") is not True:
+        return None
+    v = t.get(key)
+    return float(v) if isinstance(v, int | float) else None
+
+
+def _monitor(spec: StudySpec, rows: list[TrialRow], monitor: str | None) -> str:
     if monitor is None:
         monitor = spec.train.monitor
     if monitor is None:
         finished = [r for r in rows if r.final]
-        has_acc = any("val_accuracy" in r.final for r in finished)
+        has_acc = any("val_accuracy" in r.final for r in finished)  # type: ignore[operator]
         monitor = "val_accuracy" if has_acc or not finished else "val_loss"
-    mode = metric_mode(monitor)
+    return monitor
+
+
+def _config_result(label: str, trials: list[TrialRow], monitor: str,
+                   spec: StudySpec) -> ConfigResult:
+    counted = [r for r in trials if r.status in COUNTED]
     test_key = "test_" + monitor.removeprefix("val_")
+    final = {r.seed: _value(r, monitor) for r in counted}
+    test = {r.seed: _value(r, test_key) for r in counted}
+    best = {r.seed: _best(r, monitor) for r in counted}
+    diverged = stats.divergence_count({r.seed: r.status for r in counted})
+    result = ConfigResult(
+        label=label, settings=trials[0].config, trials=trials, final=final, best=best,
+        test=test, summary_final=stats.summarize(final), summary_best=stats.summarize(best),
+        summary_test=stats.summarize(test), diverged=diverged,
+        failed=sum(r.status == "failed" for r in trials),
+        unfinished=sum(r.status not in FINISHED for r in trials),
+        failures=[(r.seed, (r.error or "no reason recorded").strip().splitlines()[-1])
+                  for r in trials if r.status == "failed"],
+        wall_time=sum(r.wall_time or 0.0 for r in trials))
+    if spec.target is not None:
+        kw = {"target": spec.target.value, "metric": spec.target.metric, "diverged": diverged}
+        result.steps_to_target = stats.to_target(
+            {r.seed: _to_target(r, "step") for r in counted}, unit="steps", **kw)
+        result.seconds_to_target = stats.to_target(
+            {r.seed: _to_target(r, "seconds") for r in counted}, unit="seconds", **kw)
+    return result
+
+
+def analyze(store: Store, study: str | None = None, *, monitor: str | None = None,
+            alpha: float = stats.ALPHA) -> Analysis:
+    """Analyse the study ``study`` (the latest when None) of ``store``, ranking by ``monitor``
+    (default: the spec's ``train.monitor``, else val accuracy when recorded, else val loss).
+
+    The family corrected together (Holm, level ``alpha``): every pair of configurations on the
+    monitored metric, and — with a ``[target]`` — each configuration against the baseline in
+    optimizer steps to the target (a seed that never reached it is the slowest).
+    """
+    study_id, name, spec_data = store.study(study)
+    spec = parse_spec(spec_data)
+    keys = [t.key for t in expand(spec)]
+    rows = store.trials(study_id, keys)
+    monitor = _monitor(spec, rows, monitor)
+    mode = metric_mode(monitor)
     by_label: dict[str, list[TrialRow]] = {}
     for r in rows:
         by_label.setdefault(r.label, []).append(r)
-    configs = []
-    for label, trials in by_label.items():
-        final = {r.seed: _value(r, monitor) for r in trials}
-        test = {r.seed: _value(r, test_key) for r in trials}
-        best = {}
-        for r in trials:
-            entry = (r.best or {}).get(monitor) if r.status in FINISHED else None
-            best[r.seed] = float(entry["value"]) if entry else math.nan
-        result = ConfigResult(
-            label=label, settings=trials[0].config, trials=trials, final=final, best=best,
-            test=test,
-            summary_final=stats.summarize(final, n_resamples=n_resamples),
-            summary_best=stats.summarize(best, n_resamples=n_resamples),
-            summary_test=stats.summarize(test, n_resamples=n_resamples),
-            diverged=stats.divergence_count({r.seed: r.status for r in trials}),
-            failed=sum(r.status == "failed" for r in trials),
-            unfinished=sum(r.status not in FINISHED for r in trials),
-            wall_time=sum(r.wall_time or 0.0 for r in trials))
-        if spec.target is not None:
-            steps: dict[int, float | None] = {}
-            secs: dict[int, float | None] = {}
-            for r in trials:
-                t = r.target or {}
-                reached = t.get("reached") is True
-                steps[r.seed] = t.get("step") if reached else None
-                secs[r.seed] = t.get("seconds") if reached else None
-            kw = {"target": spec.target.value, "metric": spec.target.metric,
-                  "n_resamples": n_resamples}
-            result.steps_to_target = stats.to_target(steps, unit="steps", **kw)
-            result.seconds_to_target = stats.to_target(secs, unit="seconds", **kw)
-        configs.append(result)
+    configs = [_config_result(label, trials, monitor, spec) for label, trials in by_label.items()]
     baseline = spec.baseline or (configs[0].label if configs else "")
-    comparisons = {}
+    percent = is_proportion_metric(
+        monitor, [v for c in configs for v in (*c.final.values(), *c.best.values())])
+
+    with_seeds = {c.label: c.final for c in configs if c.final}
+    family = stats.pairwise(with_seeds, mode=mode, metric=monitor, percent=percent)  # type: ignore[arg-type]
+    target_raw: list[tuple[str, str, stats.Comparison]] = []
     base = next((c for c in configs if c.label == baseline), None)
-    if base is not None:
-        for c in configs:
-            if c.label != baseline:
-                comparisons[c.label] = stats.paired(
-                    c.final, base.final, mode=mode, metric=monitor, candidate_label=c.label,
-                    baseline_label=baseline, n_resamples=n_resamples)
-    ranking = stats.rank({c.label: c.summary_final for c in configs}, mode=mode)
+    if spec.target is not None and base is not None:
+        for unit in ("steps",):
+            attr = f"{unit}_to_target"
+            base_t = getattr(base, attr)
+            for c in configs:
+                t = getattr(c, attr)
+                if c.label == baseline or t is None or base_t is None:
+                    continue
+                cand_v = dict(zip(c.final, t.values, strict=True))
+                base_v = dict(zip(base.final, base_t.values, strict=True))
+                target_raw.append((unit, c.label, stats.paired(
+                    cand_v, base_v, mode="min", metric=f"{unit} to {t.goal}",
+                    candidate_label=c.label, baseline_label=baseline, unit=unit,
+                    failure="never reached", percent=False)))
+    corrected = stats.correct([*family, *(c for _, _, c in target_raw)], alpha=alpha)
+    pairs, target_done = corrected[:len(family)], corrected[len(family):]
+    comparisons = {}
+    for c in pairs:  # against the baseline, with the baseline as the reference
+        if c.baseline_label == baseline:
+            comparisons[c.candidate_label] = c
+        elif c.candidate_label == baseline:
+            comparisons[c.baseline_label] = _swap(c)
+    comparisons = {c.label: comparisons[c.label] for c in configs if c.label in comparisons}
+    target_comparisons: dict[str, dict[str, stats.Comparison]] = {"steps": {}}
+    for (unit, label, _), c in zip(target_raw, target_done, strict=True):
+        target_comparisons[unit][label] = c
+    summaries = {c.label: c.summary_final for c in configs}
+    ranking = stats.rank(summaries, pairs, mode=mode)  # type: ignore[arg-type]
+    m = sum(1 for c in corrected if math.isfinite(c.p_value))
     env = next((r.env for r in rows if r.env), {}) or {}
     return Analysis(study=name, spec=spec, monitor=monitor, mode=mode, baseline=baseline,
-                    configs=configs, comparisons=comparisons, ranking=ranking, environment=env)
+                    configs=configs, pairwise=pairs, comparisons=comparisons,
+                    target_comparisons=target_comparisons, ranking=ranking, family=max(1, m),
+                    seeds_needed=stats.seeds_needed(m, alpha), alpha=alpha, environment=env)
 
 
-def curves(store: Store, result: ConfigResult) -> dict[int, dict[str, Any]]:
+def _swap(c: stats.Comparison) -> stats.Comparison:
+    """The same comparison seen from the other side (candidate ↔ baseline): the test, its
+    correction and the tie counts are symmetric; directions, wins and P(better) flip."""
+    flip = {"better": "worse", "worse": "better"}
+    ties = c.ties
+    prob_low = 1.0 - c.prob_high
+    prob_high = 1.0 - c.prob_low
+    swapped = dataclasses.replace(
+        c, candidate_label=c.baseline_label, baseline_label=c.candidate_label,
+        improvements=tuple(-v for v in c.improvements),
+        candidate_failed=c.baseline_failed, baseline_failed=c.candidate_failed,
+        mean_diff=-c.mean_diff, ci_low=-c.ci_high, ci_high=-c.ci_low, wins=c.losses,
+        losses=c.wins, ties=ties, prob=1.0 - c.prob, prob_low=prob_low, prob_high=prob_high,
+        direction=-c.direction, verdict=flip.get(c.verdict, c.verdict))  # type: ignore[arg-type]
+    return dataclasses.replace(swapped, statement=stats.comparison_sentence(swapped))
+
+
+def seed_curves(store: Store, result: ConfigResult) -> dict[int, dict[str, Any]]:
     """Per seed: the epoch records and the step rows of a configuration's finished trials."""
     out = {}
     for r in result.trials:

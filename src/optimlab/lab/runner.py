@@ -31,6 +31,7 @@ import torch
 from optimlab.lab.spec import DataSpec, StudySpec, configurations, parse_spec
 from optimlab.lab.store import FINISHED, Store, TrialRow
 from optimlab.train.callbacks import Callback, EarlyStopping, ModelCheckpoint, TimeToTarget
+from optimlab.train.callbacks.monitoring import metric_mode
 
 
 @dataclass(frozen=True)
@@ -180,8 +181,7 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path) -> 
     if split.test is not None and history.status != "diverged":
         final.update({f"test_{k}": v for k, v in trainer.evaluate(split.test).items()})
     best: dict[str, Any] = {}
-    mode = "min" if monitor.endswith("loss") or monitor.endswith(("mse", "mae", "rmse")) \
-        else "max"
+    mode = metric_mode(monitor)
     for key, key_mode in ((monitor, mode), ("val_loss", "min")):
         try:
             epoch, value = history.best(key, key_mode)

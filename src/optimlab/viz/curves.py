@@ -1,5 +1,6 @@
 """The plots of a study: learning curves, learning rate, final metric, time to target, gradient
-norms — one figure each, one colour per configuration (:func:`optimlab.viz.style.color`).
+norms — one figure each, one colour per configuration (:func:`colors`), legends outside the
+axes so that 16 or more configurations stay readable, losses and gradient norms on log axes.
 
 Every function takes plain data (what :func:`optimlab.lab.analysis.curves` returns, per
 configuration label, or the statistics of :mod:`optimlab.lab.stats`) and returns a matplotlib
@@ -31,7 +32,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from optimlab.lab.stats import RankedEntry, TargetSummary, is_proportion_metric, metric_words
+from optimlab.lab.stats import RankedEntry, TargetSummary
+from optimlab.lab.words import is_proportion_metric, metric_words
 from optimlab.smoothing import ewa
 from optimlab.viz import style
 
@@ -81,22 +83,39 @@ def to_base64(fig: Figure | bytes, *, dpi: int = _DPI) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def colors(labels: Sequence[str]) -> dict[str, str]:
-    """``style.color(label)`` for each label; a label whose colour another label already took
-    (two names hashing alike) gets the next unused colour, so lines stay distinguishable.
+#: 22 colours of maximum contrast (Kelly, 1965; white dropped, black last) for studies with
+#: more configurations than the fixed optimizer colours can keep apart
+DISTINCT_COLORS = ["#0067a5", "#f38400", "#008856", "#be0032", "#875692", "#a1caf1",
+                   "#e68fac", "#c2b280", "#848482", "#f3c300", "#604e97", "#f99379",
+                   "#882d17", "#8db600", "#654522", "#e25822", "#2b3d26", "#b3446c",
+                   "#dcd300", "#f6a600", "#56b4e9", "#222222"]
 
-    Collisions are resolved in sorted label order, so the same labels get the same colours in
-    every plot, whatever order each plot lists them in."""
-    out: dict[str, str] = {}
-    used: set[str] = set()
-    spare = [*style.EXTRA_COLORS, *style.OPTIMIZER_COLORS.values()]
-    for label in sorted(labels):
-        c = style.color(label)
-        if c in used:
-            c = next((s for s in spare if s not in used), c)
-        out[label] = c
-        used.add(c)
-    return out
+
+def colors(labels: Sequence[str]) -> dict[str, str]:
+    """A distinct colour for each label, the same in every plot whatever order a plot lists
+    the labels in.
+
+    ``style.color(label)`` (an optimizer's fixed colour) for each label while those are all
+    different and there are at most 12 labels; otherwise the labels, in sorted order, take the
+    22 colours of :data:`DISTINCT_COLORS` in turn (beyond 22, colours repeat: use
+    ``report --only``)."""
+    ordered = sorted(set(labels))
+    fixed = {label: style.color(label) for label in ordered}
+    if len(ordered) <= 12 and len(set(fixed.values())) == len(ordered):
+        return fixed
+    return {label: DISTINCT_COLORS[i % len(DISTINCT_COLORS)]
+            for i, label in enumerate(ordered)}
+
+
+def legend_outside(ax: Axes, handles: list[Any] | None = None,
+                   labels: list[str] | None = None, **kw: Any) -> None:
+    """A legend to the right of ``ax``, outside the data (two columns beyond 16 entries)."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+              ncol=1 if len(handles) <= 16 else 2, fontsize=8, **kw)
 
 
 def band_words(band: Band) -> str:
@@ -234,6 +253,13 @@ def _plain_log_y(ax: Axes) -> None:
             lambda v, _: f"{v:g}" if f"{v:.1g}"[0] in "1235" else ""))
 
 
+def _all_positive(ax: Axes) -> bool:
+    """Whether every line drawn on ``ax`` has only positive finite values (a log axis fits)."""
+    ys = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
+    ys = [y[np.isfinite(y)] for y in ys]
+    return bool(ys) and all(y.size == 0 or bool(np.all(y > 0)) for y in ys)
+
+
 def _check_beta(smooth: float | None) -> None:
     if smooth is not None and not (0.0 <= smooth < 1.0):
         raise ValueError(f"smooth must be an EWA β in [0, 1); got {smooth!r}")
@@ -276,6 +302,10 @@ def learning_curves(curves: Curves, *, metric: str, band: Band = "minmax",
             _no_data(ax, metric_words(name))
             continue
         unit = " (%)" if percent else (" (mean per example)" if name == "loss" else "")
+        if name == "loss" and _all_positive(ax):
+            ax.set_yscale("log")
+            _plain_log_y(ax)
+            unit += ", log scale"
         ax.set_xlabel("epoch (passes over the training data)")
         ax.set_ylabel(metric_words(name) + unit)
         ax.set_title(f"{_capital(metric_words(name))} by epoch{_smooth_note(smooth)}")
@@ -286,7 +316,7 @@ def learning_curves(curves: Curves, *, metric: str, band: Band = "minmax",
     handles += [Line2D([], [], color="#333333", linestyle="-", label="validation"),
                 Line2D([], [], color="#333333", linestyle="--", label="train")]
     labels += ["validation", "train"]
-    axes[-1].legend(handles, labels, loc="best", fontsize=8)
+    legend_outside(axes[-1], handles, labels)
     if title:
         fig.suptitle(_text(title))
     return fig
@@ -325,7 +355,7 @@ def learning_rate(curves: Curves, *, title: str | None = None) -> Figure:
         ax.set_xlabel("optimizer step (updates)")
         ax.set_ylabel("learning rate (step size)")
         _integer_x(ax)
-        ax.legend(loc="best")
+        legend_outside(ax)
     ax.set_title(_text(title or "Learning rate over steps"))
     return fig
 
@@ -334,8 +364,10 @@ def final_metric(ranking: Sequence[RankedEntry], *, metric: str, baseline: str |
                  per_seed: Mapping[str, Mapping[int, float]] | None = None,
                  title: str | None = None) -> Figure:
     """The final ``metric`` of each configuration: a dot at the mean with its confidence
-    interval as a bar, the seeds as small open circles (equal values stacked); best rank at
-    the top, the baseline marked "(baseline)" with a dotted line at its mean."""
+    interval as a bar, the seeds as small open circles (equal values stacked) and each
+    non-finite seed (diverged or failed) as a red × at the left edge; listed in ranking order
+    with the rank in the tick label ("#—" without a rank), the baseline marked "(baseline)"
+    with a dotted line at its mean."""
     entries = list(ranking)
     fig, (ax,) = _figure(height=max(2.4, 0.55 * len(entries) + 1.6))
     palette = colors([e.label for e in entries])
@@ -348,13 +380,18 @@ def final_metric(ranking: Sequence[RankedEntry], *, metric: str, baseline: str |
         _no_data(ax, metric_words(metric))
         ax.set_title(_text(title or f"Final {metric_words(metric)}"))
         return fig
+    finite_all = [v * scale for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    span = (max(finite_all) - min(finite_all)) or max(1e-3, abs(finite_all[0]) * 0.01)
+    left = min(finite_all) - 0.08 * span
     n = len(entries)
+    failed_any = False
     for i, e in enumerate(entries):
         y = n - 1 - i
         s = e.summary
         c = palette[e.label]
         if per_seed and e.label in per_seed:
-            pts = np.array([v for v in per_seed[e.label].values() if math.isfinite(v)]) * scale
+            raw = list(per_seed[e.label].values())
+            pts = np.array([v for v in raw if math.isfinite(v)]) * scale
             # seeds with the same value are stacked downwards, so each one shows
             seen: dict[float, int] = {}
             ys = []
@@ -364,6 +401,11 @@ def final_metric(ranking: Sequence[RankedEntry], *, metric: str, baseline: str |
                 ys.append(y - 0.14 - 0.1 * min(k, 3))
             ax.scatter(pts, ys, s=14, facecolors="none", edgecolors=c, linewidths=1.0,
                        zorder=2)
+            bad = sum(1 for v in raw if not math.isfinite(v))
+            if bad:
+                failed_any = True
+                ax.scatter([left] * bad, [y - 0.14 - 0.1 * min(k, 3) for k in range(bad)],
+                           marker="x", s=22, color="#b3261e", linewidths=1.2, zorder=3)
         if math.isfinite(s.ci_low) and math.isfinite(s.ci_high):
             ax.plot([s.ci_low * scale, s.ci_high * scale], [y, y], color=c, linewidth=3,
                     solid_capstyle="butt", alpha=0.8, zorder=3)
@@ -375,8 +417,8 @@ def final_metric(ranking: Sequence[RankedEntry], *, metric: str, baseline: str |
                     zorder=4)
         if e.label == baseline and math.isfinite(s.mean):
             ax.axvline(s.mean * scale, color="#999999", linestyle=":", linewidth=1, zorder=1)
-    ticks = [f"#{e.rank} {e.label}" + (" (baseline)" if e.label == baseline else "")
-             for e in entries]
+    ticks = [f"#{e.rank if e.rank is not None else '—'} {e.label}"
+             + (" (baseline)" if e.label == baseline else "") for e in entries]
     ax.set_yticks(range(n - 1, -1, -1), [_text(t) for t in ticks])
     for tick, e in zip(ax.get_yticklabels(), entries, strict=True):
         tick.set_color(palette[e.label])
@@ -389,55 +431,63 @@ def final_metric(ranking: Sequence[RankedEntry], *, metric: str, baseline: str |
     ax.set_xlabel(f"final {metric_words(metric)}" + (" (%)" if percent else ""))
     ax.set_title(_text(title or f"Final {metric_words(metric)}: mean and "
                                 f"{conf * 100:g}% CI per configuration"))
-    ax.legend(handles=[
+    handles = [
         Line2D([], [], marker="o", color="#333333", linestyle="", label="mean over seeds"),
-        Line2D([], [], color="#333333", linewidth=3, label=f"{conf * 100:g}% bootstrap CI"),
+        Line2D([], [], color="#333333", linewidth=3, label=f"{conf * 100:g}% Student-t CI"),
         Line2D([], [], marker="o", markerfacecolor="none", color="#333333", linestyle="",
-               markersize=4, label="one seed")], loc="best", fontsize=8)
+               markersize=4, label="one seed")]
+    if failed_any:
+        handles.append(Line2D([], [], marker="x", color="#b3261e", linestyle="",
+                              label="diverged / failed seed"))
+    legend_outside(ax, handles, [str(h.get_label()) for h in handles])
     return fig
 
 
 def time_to_target(steps: Mapping[str, TargetSummary], seconds: Mapping[str, TargetSummary],
                    *, target: str = "the target", title: str | None = None) -> Figure:
     """Steps (left) and seconds (right) to reach the target: a bar per configuration at the
-    mean over the seeds that reached it, its interval as an error bar, and "k/n reached"
-    beside it; configurations that never reached it say so."""
+    median over all its seeds (never reached = slowest), the distribution-free 95% interval
+    of the median as an error bar (an arrow when its upper end was never reached), each seed
+    that reached it as a dot, and "k/n reached" beside it."""
     fig, axes = _figure(2, width=11.0, height=max(2.6, 0.5 * len(steps) + 1.6))
     labels = list(steps)
     palette = colors(labels)
     n = len(labels)
     for ax, data, xlabel in ((axes[0], steps, "optimizer steps (updates)"),
-                             (axes[1], seconds, "seconds (wall clock, training)")):
+                             (axes[1], seconds, "seconds (training)")):
         if not data:
             _no_data(ax, "target")
             continue
-        top = max([t.summary.ci_high if math.isfinite(t.summary.ci_high) else t.summary.mean
-                   for t in data.values() if t.reached] or [1.0])
+        reached = [v for t in data.values() for v in t.values if math.isfinite(v)]
+        top = max(reached or [1.0])
         for i, label in enumerate(labels):
             y = n - 1 - i
             t = data.get(label)
             if t is None:
                 continue
-            s = t.summary
-            if t.reached:
-                err = None
-                if math.isfinite(s.ci_low) and math.isfinite(s.ci_high):
-                    err = [[max(0.0, s.mean - s.ci_low)], [max(0.0, s.ci_high - s.mean)]]
-                ax.barh(y, s.mean, color=palette[label], alpha=0.85, height=0.6, xerr=err,
-                        error_kw={"ecolor": "#333333", "capsize": 3, "linewidth": 1})
-                edge = s.ci_high if math.isfinite(s.ci_high) else s.mean
-                ax.text(edge + 0.02 * top, y, f"{t.reached}/{t.n} reached", va="center",
-                        fontsize=8)
-            else:
-                ax.text(0.02 * top, y, f"not reached (0/{t.n})", va="center", fontsize=8,
-                        color="#b00020")
+            color = palette[label]
+            pts = [v for v in t.values if math.isfinite(v)]
+            if math.isfinite(t.median):
+                ax.barh(y, t.median, color=color, alpha=0.35, height=0.6)
+            if pts:
+                ax.scatter(pts, [y] * len(pts), s=14, color=color, zorder=3)
+            if math.isfinite(t.median_low):
+                high = t.median_high if math.isfinite(t.median_high) else top * 1.25
+                ax.plot([t.median_low, high], [y + 0.2, y + 0.2], color="#333333",
+                        linewidth=1)
+                if not math.isfinite(t.median_high):
+                    ax.annotate("", xy=(top * 1.3, y + 0.2), xytext=(high, y + 0.2),
+                                arrowprops={"arrowstyle": "->", "color": "#333333"})
+            text = (f"{t.reached}/{t.n} reached" if t.reached else f"not reached (0/{t.n})")
+            ax.text(top * 1.32, y, text, va="center", fontsize=8,
+                    color="#333333" if t.reached else "#b00020")
         ax.set_yticks(range(n - 1, -1, -1), [_text(label) for label in labels])
         ax.set_ylim(-0.7, n - 0.4)
-        ax.set_xlim(0, top * 1.35)
+        ax.set_xlim(0, top * 1.75)
         ax.grid(axis="y", visible=False)
         ax.set_xlabel(xlabel)
         unit = "steps" if data is steps else "seconds"
-        ax.set_title(f"{unit.capitalize()} to reach {_text(target)}")
+        ax.set_title(f"{unit.capitalize()} to reach {_text(target)} (median)")
     if title:
         fig.suptitle(_text(title))
     return fig
@@ -464,6 +514,6 @@ def grad_norms(curves: Curves, *, band: Band = "minmax", smooth: float | None = 
         _integer_x(ax)
         ax.set_xlabel("optimizer step (updates)")
         ax.set_ylabel("gradient L2 norm (log scale)")
-        ax.legend(loc="best")
+        legend_outside(ax)
     ax.set_title(_text(title or f"Gradient norm over steps{_smooth_note(smooth)}"))
     return fig

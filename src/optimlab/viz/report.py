@@ -23,19 +23,18 @@ import base64
 import datetime as _dt
 import hashlib
 import json
-import math
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from optimlab.lab import stats
-from optimlab.lab.analysis import Analysis, ConfigResult, analyze, curves
+from optimlab.lab import answer, words
+from optimlab.lab.analysis import Analysis, analyze, seed_curves
 from optimlab.lab.store import FINISHED, Store
 
 __all__ = ["Plot", "Report", "render_report", "write_report"]
@@ -81,20 +80,25 @@ class Report:
 def write_report(db_path: str | os.PathLike[str], study: str | None = None,
                  out: str | os.PathLike[str] = "report.html",
                  png_dir: str | os.PathLike[str] | None = None,
-                 smooth: float | None = None, landscape: bool = False) -> Path:
+                 smooth: float | None = None, landscape: bool = False,
+                 only: Sequence[str] | None = None,
+                 analysis: Analysis | None = None) -> Path:
     """Write the report of ``study`` (the latest when None) of the store ``db_path`` to
     ``out``, one self-contained HTML file; also each plot as ``<png_dir>/<key>.png`` when
     ``png_dir`` is given. ``smooth`` (an EWA β in [0, 1)) smooths the learning curves and
     gradient norms; ``landscape`` adds the loss landscape of the top-ranked configuration (it
-    trains one trial again: seconds for small models). Returns the path written.
+    trains one trial again: seconds for small models); ``only`` limits the curve plots to these
+    configuration labels (default: all, or with more than 10 the best-ranked and the baseline).
+    ``analysis``: the study already analysed (:func:`optimlab.lab.analysis.analyze`), so it is
+    not analysed twice. Returns the path written.
 
     Raises :class:`optimlab.lab.store.StoreError` (a ValueError) for a missing or unusable
-    store or an unknown study, ValueError for a bad ``smooth``.
+    store or an unknown study, ValueError for a bad ``smooth`` or an unknown label in ``only``.
     """
     _check_smooth(smooth)
     with Store(db_path, create=False) as store:
         report = render_report(store, study, smooth=smooth, source=Path(db_path).name,
-                               landscape=landscape)
+                               landscape=landscape, only=only, analysis=analysis)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -108,71 +112,113 @@ def write_report(db_path: str | os.PathLike[str], study: str | None = None,
     return out
 
 
+#: with more configurations than this, the curve plots draw the best-ranked and the baseline
+MAX_DRAWN = 10
+
+
+def drawn_labels(analysis: Analysis, only: Sequence[str] | None = None) -> list[str]:
+    """The configurations the curve plots draw: ``only`` (checked against the study's labels),
+    else all of them up to :data:`MAX_DRAWN`, else the first ``MAX_DRAWN`` of the ranking
+    order with the baseline among them."""
+    labels = [c.label for c in analysis.configs]
+    if only:
+        unknown = [x for x in only if x not in labels]
+        if unknown:
+            raise ValueError(f"--only: no configuration {', '.join(map(repr, unknown))} in "
+                             f"study {analysis.study!r}; its labels are: {', '.join(labels)}")
+        return [x for x in labels if x in set(only)]
+    if len(labels) <= MAX_DRAWN:
+        return labels
+    order = [e.label for e in analysis.ranking]
+    keep = order[:MAX_DRAWN]
+    if analysis.baseline in labels and analysis.baseline not in keep:
+        keep = [*keep[:MAX_DRAWN - 1], analysis.baseline]
+    return [x for x in labels if x in set(keep)]
+
+
 def render_report(store: Store, study: str | None = None, *, smooth: float | None = None,
-                  band: str = "minmax", source: str = "", landscape: bool = False) -> Report:
-    """Analyse ``study`` of ``store`` and render the HTML (returned, not written).
+                  band: str = "minmax", source: str = "", landscape: bool = False,
+                  only: Sequence[str] | None = None,
+                  analysis: Analysis | None = None) -> Report:
+    """Analyse ``study`` of ``store`` (unless its ``analysis`` is given) and render the HTML
+    (returned, not written).
 
     With ``landscape`` the report adds the loss landscape of the top-ranked configuration's
     first finished seed: the trial is trained again from the store (same weights on the CPU,
     checked against the stored final metric) and drawn by :mod:`optimlab.viz.landscape`.
     """
-    from optimlab.viz import curves as plots
+    from optimlab.viz import curves
 
     _check_smooth(smooth)
-    a = analyze(store, study)
-    per_config = {c.label: curves(store, c) for c in a.configs}
-    words = stats.metric_words(a.monitor)
-    values = [v for c in a.configs for v in (*c.final.values(), *c.best.values())]
-    percent = stats.is_proportion_metric(a.monitor, values)
+    if analysis is None:
+        analysis = analyze(store, study)
+    drawn = drawn_labels(analysis, only)
+    per_config = {c.label: seed_curves(store, c) for c in analysis.configs if c.label in drawn}
+    metric = words.metric_words(analysis.monitor)
+    percent = analysis.percent
     smooth_note = (f" Each seed's curve is smoothed by an exponentially weighted average "
                    f"(β = {smooth:g}, bias-corrected) before averaging." if smooth is not None
                    else "")
-    band_note = plots.band_words(band)  # type: ignore[arg-type]
+    band_note = curves.band_words(band)  # type: ignore[arg-type]
+    drawn_note = ""
+    if len(drawn) < len(analysis.configs):
+        drawn_note = (f" Drawn: {len(drawn)} of {len(analysis.configs)} configurations "
+                      f"({words.names(drawn)}); `optimlab report --only LABEL …` picks others.")
 
     figs: list[Plot] = []
 
     def add(key: str, title: str, caption: str, alt: str, fig: Any) -> None:
-        figs.append(Plot(key, title, caption, alt, plots.to_png(fig)))
+        figs.append(Plot(key, title, caption, alt, curves.to_png(fig)))
 
     add("learning_curves", "Learning curves",
-        f"Loss and {words.removeprefix('val ')} on the training (dashed) and validation (solid) "
-        f"data after each epoch. Each line is the mean across seeds; {band_note}.{smooth_note}",
+        f"Loss (log scale) and {metric.removeprefix('val ')} on the training (dashed) and "
+        f"validation (solid) data after each epoch. Each line is the mean across seeds; "
+        f"{band_note}.{smooth_note}{drawn_note}",
         "Learning curves of every configuration",
-        plots.learning_curves(per_config, metric=a.monitor, band=band,  # type: ignore[arg-type]
-                              smooth=smooth))
+        curves.learning_curves(per_config, metric=analysis.monitor, band=band,  # type: ignore[arg-type]
+                               smooth=smooth))
     add("learning_rate", "Learning rate",
-        "The learning rate used at each optimizer step (the schedule), per configuration.",
-        "Learning rate over steps", plots.learning_rate(per_config))
-    add("final_metric", f"Final {words}",
-        f"Final {words} per configuration, best rank at the top: the dot is the mean over seeds, "
-        "the bar its 95% bootstrap confidence interval, the open circles the individual seeds. "
-        "The dotted line marks the baseline's mean.",
-        f"Final {words} with confidence intervals",
-        plots.final_metric(a.ranking, metric=a.monitor, baseline=a.baseline,
-                           per_seed={c.label: c.final for c in a.configs}))
+        f"The learning rate used at each optimizer step (the schedule), per configuration."
+        f"{drawn_note}", "Learning rate over steps", curves.learning_rate(per_config))
+    add("final_metric", f"Final {metric}",
+        f"Final {metric} per configuration, best rank first: the dot is the mean over the "
+        "seeds with a finite value, the bar its 95% Student-t confidence interval, the open "
+        "circles the individual seeds, and a red × at the left edge each seed that diverged "
+        "or failed. The dotted line marks the baseline's mean. A configuration with fewer "
+        "than two finite values has no bar and no rank.",
+        f"Final {metric} with confidence intervals",
+        curves.final_metric(analysis.ranking, metric=analysis.monitor,
+                            baseline=analysis.baseline,
+                            per_seed={c.label: c.final for c in analysis.configs}))
     target_text = ""
-    if a.spec.target is not None:
-        target_text = _target_words(a.spec.target.metric, a.spec.target.value)
+    if analysis.spec.target is not None:
+        target_text = words.target_words(analysis.spec.target.metric,
+                                         analysis.spec.target.value)
         add("time_to_target", f"Time to reach {target_text}",
             f"Optimizer steps (left) and training seconds (right) until {target_text} was first "
-            "reached: the bar is the mean over the seeds that reached it, the error bar its 95% "
-            "interval (when at least two seeds reached it), and the text how many seeds did.",
+            "reached: the bar is the median over all seeds (a seed that never reached it "
+            "counts as slowest), the error bar its distribution-free 95% interval (from 6 "
+            "seeds; an arrow when its upper end was never reached), the dots the individual "
+            "seeds, and the text how many seeds reached it. Steps are tested against the "
+            "baseline; seconds are shown, not tested, since they depend on the machine's load "
+            "while each trial ran.",
             "Steps and seconds to reach the target",
-            plots.time_to_target(
-                {c.label: c.steps_to_target for c in a.configs if c.steps_to_target},
-                {c.label: c.seconds_to_target for c in a.configs if c.seconds_to_target},
+            curves.time_to_target(
+                {c.label: c.steps_to_target for c in analysis.configs if c.steps_to_target},
+                {c.label: c.seconds_to_target for c in analysis.configs
+                 if c.seconds_to_target},
                 target=target_text))
     add("grad_norms", "Gradient norms",
         f"Global L2 norm of the gradient (before clipping) at each optimizer step, log scale. "
-        f"Each line is the geometric mean across seeds; {band_note}.{smooth_note}",
+        f"Each line is the geometric mean across seeds; {band_note}.{smooth_note}{drawn_note}",
         "Gradient norm over steps",
-        plots.grad_norms(per_config, band=band, smooth=smooth))  # type: ignore[arg-type]
+        curves.grad_norms(per_config, band=band, smooth=smooth))  # type: ignore[arg-type]
 
     landscape_note = ""
-    if landscape and a.ranking:
-        landscape_note = _add_landscape(store, a, figs)
+    if landscape and analysis.ranking:
+        landscape_note = _add_landscape(store, analysis, figs)
 
-    context = _context(a, percent=percent, target_text=target_text, source=source,
+    context = _context(analysis, percent=percent, target_text=target_text, source=source,
                        smooth=smooth)
     context["landscape_note"] = landscape_note
     context["plots"] = {p.key: p for p in figs}
@@ -181,20 +227,20 @@ def render_report(store: Store, study: str | None = None, *, smooth: float | Non
     context["csp"] = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
                       f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
     html = _environment().get_template("report.html.j2").render(**context)
-    return Report(html=html, plots=figs, analysis=a)
+    return Report(html=html, plots=figs, analysis=analysis)
 
 
-def _add_landscape(store: Store, a: Any, figs: list[Plot]) -> str:
+def _add_landscape(store: Store, analysis: Analysis, figs: list[Plot]) -> str:
     """Landscape plots of the best configuration's first finished seed; returns a note."""
     # lazy: only a report with --landscape replays a trial and draws its landscape
     from optimlab.viz.curves import to_png
     from optimlab.viz.landscape import trial_landscape
 
-    best = a.config(a.ranking[0].label)
+    best = analysis.config(analysis.ranking[0].label)
     seeds = [r.seed for r in best.trials if r.status in FINISHED]
     if not seeds:
         return ""
-    result = trial_landscape(store, a.study, best.label, seeds[0], grid=25)
+    result = trial_landscape(store, analysis.study, best.label, seeds[0], grid=25)
     nums = result.numbers
     line = to_png(result.figures["landscape_line"])
     sliced = to_png(result.figures["landscape_slice"])
@@ -234,266 +280,107 @@ def _check_smooth(smooth: float | None) -> None:
         raise ValueError(f"smooth must be an EWA β in [0, 1) such as 0.6; got {smooth!r}")
 
 
-def _context(a: Analysis, *, percent: bool, target_text: str, source: str,
+def _context(analysis: Analysis, *, percent: bool, target_text: str, source: str,
              smooth: float | None) -> dict[str, Any]:
-    words = stats.metric_words(a.monitor)
+    from optimlab.viz.curves import colors
+
+    metric = words.metric_words(analysis.monitor)
     unit = " (%)" if percent else ""
 
     def num(v: float) -> str:
-        return _num(v, percent)
+        return words.num(v, percent)
 
-    from optimlab.viz.curves import colors
-
-    differing = _differing_settings([c.settings for c in a.configs])
-    palette = colors([c.label for c in a.configs])
-    by_label = {c.label: c for c in a.configs}
+    differing = _differing_settings([c.settings for c in analysis.configs])
+    palette = colors([c.label for c in analysis.configs])
+    by_label = {c.label: c for c in analysis.configs}
     rows = []
-    for entry in a.ranking:
+    for entry in analysis.ranking:
         c = by_label[entry.label]
         s = c.summary_final
         rows.append({
-            "rank": entry.rank, "label": c.label, "baseline": c.label == a.baseline,
+            "rank": entry.rank if entry.rank is not None else words.DASH,
+            "ranked": entry.rank is not None, "top": entry.rank == 1,
+            "label": c.label, "baseline": c.label == analysis.baseline,
             "color": palette[c.label],
             "settings": _settings_text(c.settings, differing),
-            "mean": num(s.mean), "ci": _interval(s.ci_low, s.ci_high, percent),
+            "mean": num(s.mean), "ci": words.interval(s.ci_low, s.ci_high, percent),
             "std": num(s.std), "best": num(c.summary_best.mean),
             "test": num(c.summary_test.mean), "seeds": f"{s.n_finite}/{s.n}",
             "diverged": c.diverged, "failed": c.failed, "unfinished": c.unfinished,
-            "time": _seconds(_time_per_seed(c)),
+            "time": words.seconds(c.time_per_seed),
         })
     comparisons = []
-    for label, comp in a.comparisons.items():
+    for label, comp in analysis.comparisons.items():
         comparisons.append({
             "label": label, "statement": comp.statement, "color": palette[label],
-            "diff": _num(comp.mean_diff, percent, signed=True),
-            "ci": _interval(comp.ci_low, comp.ci_high, percent),
-            "p": _p(comp.p_value), "wins": f"{comp.wins}/{comp.n_pairs}",
-            "verdict": {True: "better", False: "worse", None: "no clear difference"}[comp.better],
-            "better": comp.better,
+            "diff": words.num(comp.mean_diff, percent, signed=True),
+            "ci": words.interval(comp.ci_low, comp.ci_high, percent),
+            "p": words.p_value(comp.p_value, prefix=False),
+            "p_adj": words.p_value(comp.p_adjusted, prefix=False),
+            "wins": f"{comp.wins}/{comp.n_pairs}",
+            "prob": f"{words.fmt(comp.prob, 2)} [{words.fmt(comp.prob_low, 2)}, "
+                    f"{words.fmt(comp.prob_high, 2)}]" if comp.n_pairs else words.DASH,
+            "failed": f"{comp.candidate_failed}/{comp.n_pairs}",
+            "verdict": _VERDICT_WORDS[comp.verdict], "better": comp.better,
         })
-    n_seeds = max((c.n for c in a.configs), default=0)
     targets = []
-    if a.spec.target is not None:
-        for c in a.configs:
+    if analysis.spec.target is not None:
+        for c in analysis.configs:
             if c.steps_to_target is not None and c.seconds_to_target is not None:
-                targets.append({"label": c.label, "steps": c.steps_to_target.statement,
-                                "seconds": _seconds(c.seconds_to_target.summary.mean)
-                                if c.seconds_to_target.reached else "—"})
-    env = {k: _short(v) for k, v in sorted(a.environment.items())}
+                vs = analysis.target_comparisons.get("steps", {}).get(c.label)
+                targets.append({
+                    "label": c.label, "color": palette[c.label],
+                    "steps": c.steps_to_target.statement,
+                    "seconds": words.seconds(c.seconds_to_target.median)
+                    if c.seconds_to_target.reached else words.DASH,
+                    "verdict": _TARGET_WORDS[vs.verdict] if vs is not None else "baseline",
+                })
+    failures = [{"label": c.label, "seed": seed, "reason": reason}
+                for c in analysis.configs for seed, reason in c.failures]
+    env = {k: words.short(v) for k, v in sorted(analysis.environment.items())}
     return {
-        "title": a.study, "study": a.study, "description": a.spec.description,
+        "title": analysis.study, "study": analysis.study, "description": analysis.spec.description,
         "source": source, "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "monitor": a.monitor, "words": words, "unit": unit, "mode": a.mode,
+        "monitor": analysis.monitor, "words": metric, "unit": unit, "mode": analysis.mode,
         "diff_unit": " (points)" if percent else "",
-        "direction": "higher is better" if a.mode == "max" else "lower is better",
-        "baseline": a.baseline, "rows": rows, "comparisons": comparisons,
-        "answer": _answer(a, percent), "incomplete": _incomplete(a),
-        "n_seeds": n_seeds, "how_to_read": _how_to_read(a, n_seeds),
+        "direction": "higher is better" if analysis.mode == "max" else "lower is better",
+        "baseline": analysis.baseline, "rows": rows, "comparisons": comparisons,
+        "answer": answer.answer(analysis), "incomplete": _incomplete(analysis),
+        "n_seeds": analysis.n_seeds, "how_to_read": answer.how_to_read(analysis),
+        "variance": answer.sources_of_variance(analysis.resplit),
+        "family": analysis.family, "seeds_needed": analysis.seeds_needed,
         "target": target_text, "targets": targets, "smooth": smooth,
-        "spec": _toml(a.spec.model_dump(mode="json")),
-        "environment": env, "n_configs": len(a.configs),
-        "n_trials": sum(c.n for c in a.configs),
+        "failures": failures,
+        "spec": _toml(analysis.spec.model_dump(mode="json")),
+        "environment": env, "n_configs": len(analysis.configs),
+        "n_trials": sum(c.n for c in analysis.configs),
     }
 
 
-def _answer(a: Analysis, percent: bool) -> list[str]:
-    """The answer in a few sentences: who wins, by how much, how sure."""
-    words = stats.metric_words(a.monitor)
-    finite = [e for e in a.ranking if math.isfinite(e.summary.mean)]
-    if not finite:
-        return [f"No configuration has a finished run with a finite final {words} yet, so "
-                "there is nothing to compare."]
-    best = finite[0]
-    top = [e for e in finite if e.rank == best.rank]
-    s = best.summary
-    pct = "%" if percent else ""
-    value = f"{_num(s.mean, percent)}{pct}"
-    seeds = f"{s.n_finite} seed{'s' if s.n_finite != 1 else ''}"
-    ci = _interval(s.ci_low, s.ci_high, percent)
-    ci_text = f"95% CI {ci}" if ci != "—" else "no interval: a single seed says nothing of " \
-                                                 "the spread"
-    out = []
-    if len(finite) == 1:
-        out.append(f"Only {best.label} has finished runs: final {words} {value} on average over "
-                   f"{seeds} ({ci_text}).")
-    elif len(top) == 1:
-        second = finite[1]
-        ahead = (f"ahead of {second.label} ({_num(second.summary.mean, percent)}{pct})")
-        if ci != "—" and _interval(second.summary.ci_low, second.summary.ci_high,
-                                   percent) != "—":
-            ahead += "; the intervals of the first two do not overlap"
-        else:
-            ahead += ", but without intervals (too few seeds) this order is not a statistical " \
-                     "result"
-        out.append(f"{best.label} is the best configuration: final {words} {value} on average "
-                   f"over {seeds} ({ci_text}), {ahead}.")
-    else:
-        names = ", ".join(e.label for e in top)
-        extreme = "highest" if a.mode == "max" else "lowest"
-        out.append(f"There is no single winner: {names} share rank 1 on final {words} — their "
-                   "95% intervals overlap, so these runs cannot tell them apart. "
-                   f"{best.label} has the {extreme} mean ({value}, {ci_text}).")
-    comp = a.comparisons.get(best.label)
-    if comp is not None:
-        n = comp.n_pairs
-        if n < 2:
-            out.append(f"Against the baseline {a.baseline}, {best.label} cannot be compared "
-                       f"yet: {n} paired seed{'s' if n != 1 else ''} (a paired comparison "
-                       "needs at least two seeds finished by both).")
-        elif comp.better is True and comp.significant:
-            out.append(f"Against the baseline {a.baseline} the result is clear: paired by seed, "
-                       f"the 95% interval of {best.label}'s gain excludes zero and the Wilcoxon "
-                       f"test agrees ({_p(comp.p_value, words=True)}, better on "
-                       f"{comp.wins}/{n} seeds).")
-        elif comp.better is True:
-            why = (f"cannot confirm it with {n} paired seeds ({_p(comp.p_value, words=True)}; "
-                   f"the smallest p it can give with {n} seeds is {_p_min(n):.2g})"
-                   if _p_min(n) >= 0.05 else
-                   f"does not confirm it ({_p(comp.p_value, words=True)})")
-            out.append(f"Against the baseline {a.baseline}, paired by seed, the 95% interval of "
-                       f"the difference excludes zero and {best.label} is better on "
-                       f"{comp.wins}/{n} seeds, but the Wilcoxon test {why}. Fairly sure, not "
-                       "proven: run more seeds to be sure.")
-        elif comp.better is None:
-            out.append(f"Against the baseline {a.baseline}, paired by seed, {best.label}'s "
-                       f"difference is not clear (its 95% interval includes zero, "
-                       f"{_p(comp.p_value, words=True)}, better on {comp.wins}/{n} seeds): "
-                       "treat the two as tied.")
-        else:
-            out.append(f"Paired by seed, though, {best.label} is worse than the baseline "
-                       f"{a.baseline}: the 95% interval of the difference lies on the bad side "
-                       f"of zero (better on {comp.wins}/{n} seeds). Prefer the paired result "
-                       "to the means.")
-    elif best.label == a.baseline and a.comparisons:
-        worse = [lab for lab, c in a.comparisons.items() if c.better is False]
-        unclear = [lab for lab, c in a.comparisons.items() if c.better is not False]
-        parts = []
-        if worse:
-            parts.append(f"clearly better than {', '.join(worse)}")
-        if unclear:
-            parts.append(f"not clearly different from {', '.join(unclear)}")
-        out.append(f"{best.label} is also the baseline: paired by seed, it is "
-                   f"{' and '.join(parts)}.")
-    trouble = [(c.label, c.diverged, c.failed, c.n) for c in a.configs if c.diverged or c.failed]
-    if trouble:
-        out.append("Some runs did not finish normally: " + "; ".join(
-            f"{label}: " + ", ".join(part for part in (
-                f"{d}/{n} diverged" if d else "", f"{f}/{n} failed" if f else "") if part)
-            for label, d, f, n in trouble)
-            + ". Those seeds are left out of the statistics.")
-    return out
+_VERDICT_WORDS = {"better": "better", "worse": "worse", "unclear": "no clear difference",
+                  "identical": "identical", "too few seeds": "too few seeds to tell",
+                  "no data": "no paired seeds"}
+_TARGET_WORDS = {"better": "faster", "worse": "slower", "unclear": "no clear difference",
+                 "identical": "identical", "too few seeds": "too few seeds to tell",
+                 "no data": "no paired seeds"}
 
 
-def _incomplete(a: Analysis) -> str:
+def _incomplete(analysis: Analysis) -> str:
     """A warning when trials have not finished, else ""."""
     counts: dict[str, int] = {}
-    for c in a.configs:
+    for c in analysis.configs:
         for t in c.trials:
             if t.status not in FINISHED:
                 counts[t.status] = counts.get(t.status, 0) + 1
     if not counts:
         return ""
-    total = sum(c.n for c in a.configs)
+    total = sum(c.n for c in analysis.configs)
     missing = sum(counts.values())
     detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     return (f"This study is incomplete: {missing} of {total} trials have not finished "
-            f"({detail}). The numbers below use only the finished trials; run the study again "
-            "to finish it (finished trials are kept) and rebuild this report.")
-
-
-def _how_to_read(a: Analysis, n: int) -> list[str]:
-    out = [
-        "Every configuration was trained on the same data split with each seed; a seed fixes "
-        "the initialization and the order of the batches, so differences between seeds show "
-        "how much the result depends on luck.",
-        "Intervals are 95% bootstrap confidence intervals (BCa) of the mean over seeds. With "
-        "few seeds (fewer than about 10) bootstrap intervals are too narrow: read them as a "
-        "rough guide, not a guarantee.",
-        "Ranks: configurations are sorted by mean; one whose interval overlaps that of the "
-        "first configuration of a tier joins that tier and shares its rank (a tie: these runs "
-        "cannot separate them), so ranks can run 1, 1, 3.",
-        f"Comparisons with the baseline ({a.baseline}) are paired: the difference is taken "
-        "seed by seed, which removes the luck the two runs of a seed share. \"Better\" means "
-        "the interval of the mean difference lies entirely on the good side of zero; p is the "
-        "two-sided Wilcoxon signed-rank test of the paired differences.",
-    ]
-    if n:
-        pmin = _p_min(n)
-        if pmin >= 0.05:
-            out.append(f"With {n} seeds the Wilcoxon test cannot reach p < 0.05 however large "
-                       f"the difference (its smallest possible p is 2/2^{n} = {pmin:.2g}); it "
-                       "needs at least 6 seeds. Here, trust the interval and the seed wins, "
-                       "and run more seeds for a firm answer.")
-        else:
-            out.append(f"With {n} seeds the smallest p the Wilcoxon test can give is "
-                       f"{pmin:.2g}, so p < 0.05 is reachable.")
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Formatting
-# --------------------------------------------------------------------------------------------
-
-
-def _p_min(n: int) -> float:
-    """The smallest two-sided exact Wilcoxon signed-rank p-value with ``n`` pairs: 2 / 2ⁿ."""
-    return min(1.0, 2.0 / 2.0**n)
-
-
-def _num(v: float, percent: bool, *, signed: bool = False) -> str:
-    if not isinstance(v, int | float) or not math.isfinite(v):
-        return "—"
-    sign = "+" if signed else ""
-    text = f"{v * 100:{sign}.1f}" if percent else f"{v:{sign}.4g}"
-    return text.replace("-", "\u2212")
-
-
-def _interval(low: float, high: float, percent: bool) -> str:
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "—"
-    return f"[{_num(low, percent)}, {_num(high, percent)}]"
-
-
-def _p(p: float, *, words: bool = False) -> str:
-    if not math.isfinite(p):
-        text = "n/a"
-    elif p < 0.001:
-        return "p < 0.001"
-    else:
-        text = f"{p:.2g}"
-    return f"p = {text}" if words else text
-
-
-def _seconds(s: float) -> str:
-    if not math.isfinite(s):
-        return "—"
-    if s < 60:
-        return f"{s:.2g} s" if s < 1 else f"{s:.1f} s"
-    m, sec = divmod(round(s), 60)
-    if m < 60:
-        return f"{m} min {sec:02d} s"
-    h, m = divmod(m, 60)
-    return f"{h} h {m:02d} min"
-
-
-def _time_per_seed(c: ConfigResult) -> float:
-    times = [t.wall_time for t in c.trials if t.wall_time is not None]
-    return sum(times) / len(times) if times else math.nan
-
-
-def _target_words(metric: str, value: float) -> str:
-    words = stats.metric_words(metric)
-    if stats.is_proportion_metric(metric, [value]):
-        return f"{value * 100:g}% {words}"
-    return f"{words} {value:g}"
-
-
-def _short(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, dict | list):
-        return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
-    return str(v)
+            f"({detail}). The numbers below use only the finished trials (a failed trial "
+            "counts as its configuration's worst value); run the study again to finish it "
+            "(finished trials are kept) and rebuild this report.")
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -522,45 +409,20 @@ def _settings_text(settings: dict[str, Any], keys: list[str]) -> str:
     if "batch_size" in flat and flat["batch_size"] is None:
         flat["batch_size"] = "full"  # batch gradient descent: worth saying, not a default
     shown = [k for k in keys if flat.get(k) is not None and flat.get(k) not in ({}, [])]
-    return ", ".join(f"{k}={_short(flat[k])}" for k in shown)
-
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+    return ", ".join(f"{k}={words.short(flat[k])}" for k in shown)
 
 
 def _toml(spec: Mapping[str, Any]) -> str:
-    """The spec as TOML, the format studies are written in (null values, which TOML cannot
-    hold, are left out: they mean "the default")."""
+    """The spec as TOML, the format studies are written in, by ``tomli_w`` (null values,
+    which TOML cannot hold, are left out: they mean "the default")."""
 
-    def key(k: str) -> str:
-        return k if _BARE_KEY.match(k) else json.dumps(k, ensure_ascii=False)
-
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int):
-            return str(v)
-        if isinstance(v, float):
-            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") \
-                if math.isinf(v) else repr(v)
-        if isinstance(v, str):
-            return json.dumps(v, ensure_ascii=False)
+    def drop(v: Any) -> Any:
         if isinstance(v, Mapping):
-            return "{" + ", ".join(f"{key(k)} = {value(x)}" for k, x in v.items()
-                                   if x is not None) + "}"
+            return {str(k): drop(x) for k, x in v.items()
+                    if x is not None and not (isinstance(x, Mapping) and not x)}
         if isinstance(v, list | tuple):
-            return "[" + ", ".join(value(x) for x in v if x is not None) + "]"
-        return json.dumps(str(v), ensure_ascii=False)
+            return [drop(x) for x in v if x is not None]
+        return v
 
-    def body(d: Mapping[str, Any]) -> list[str]:
-        return [f"{key(k)} = {value(v)}" for k, v in d.items()
-                if v is not None and not (isinstance(v, Mapping) and not v)]
-
-    lines = body({k: v for k, v in spec.items() if not isinstance(v, Mapping | list)
-                  or (isinstance(v, list) and k != "configs")})
-    for k, v in spec.items():
-        if isinstance(v, Mapping) and v:
-            lines += ["", f"[{key(k)}]", *body(v)]
-    for config in spec.get("configs") or []:
-        lines += ["", "[[configs]]", *body(config)]
-    return "\n".join(lines) + "\n"
+    top = {k: v for k, v in drop(spec).items() if v != []}  # no empty axes/configs lists
+    return tomli_w.dumps(top)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from optimlab.commands._study import markup_safe as safe
 from optimlab.lab.runner import Outcome, expand, run_study
 from optimlab.lab.spec import StudySpec
 from optimlab.lab.stats import metric_words
@@ -42,11 +43,12 @@ def run_with_progress(spec: StudySpec, db: str, workers: int, quiet: bool,
         return run_study(spec, db, workers=workers, threads=threads, on_trial=line)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err) as bar:
-        task = bar.add_task(spec.name, total=total, last="")
+        task = bar.add_task(safe(spec.name), total=total, last="")
 
         def advance(row: Any, status: str) -> None:
             bar.update(task, advance=1,
-                       last=f"{row.label} seed {row.seed}: {FINISHED_WORDS.get(status, status)}")
+                       last=f"{safe(row.label)} seed {row.seed}: "
+                            f"{FINISHED_WORDS.get(status, status)}")
 
         def poll(counts: dict[str, int]) -> None:
             done = sum(v for k, v in counts.items() if k in FINISHED_WORDS)
@@ -76,7 +78,7 @@ def ranking_table(analysis: Any) -> Table:
     """Rank, configuration, final metric with its 95% interval, best, test, trouble, time."""
     proportion = not analysis.monitor.endswith(("loss", "mse", "mae", "rmse"))
     words = metric_words(analysis.monitor)
-    table = Table(title=f"{analysis.study}: final {words} across seeds "
+    table = Table(title=f"{safe(analysis.study)}: final {words} across seeds "
                         f"({'higher' if analysis.mode == 'max' else 'lower'} is better)")
     for col, justify in (("rank", "right"), ("configuration", "left"), ("mean", "right"),
                          ("95% CI", "right"), ("best", "right"), ("test", "right"),
@@ -93,7 +95,7 @@ def ranking_table(analysis: Any) -> Table:
                             (c.unfinished - c.failed, "unfinished")):
             if count:
                 notes.append(f"{count} {word}")
-        table.add_row(str(entry.rank), c.label, _fmt(s.mean, proportion), ci,
+        table.add_row(str(entry.rank), safe(c.label), _fmt(s.mean, proportion), ci,
                       _fmt(c.summary_best.mean, proportion), _fmt(c.summary_test.mean, proportion),
                       f"{s.n_finite}/{s.n}", ", ".join(notes), f"{c.wall_time:.1f}s")
     return table
@@ -102,12 +104,12 @@ def ranking_table(analysis: Any) -> Table:
 def print_results(analysis: Any, console: Console) -> None:
     console.print(ranking_table(analysis))
     if analysis.comparisons:
-        console.print(f"\nAgainst the baseline ({analysis.baseline}), paired by seed:")
+        console.print(f"\nAgainst the baseline ({safe(analysis.baseline)}), paired by seed:")
         for comparison in analysis.comparisons.values():
-            console.print(f"  • {comparison.statement}")
+            console.print(f"  • {safe(comparison.statement)}")
     for c in analysis.configs:
         if c.steps_to_target is not None:
-            console.print(f"  {c.label}: {c.steps_to_target.statement}")
+            console.print(f"  {safe(c.label)}: {safe(c.steps_to_target.statement)}")
     n = min((c.n for c in analysis.configs), default=0)
     if n and n < 6:
         console.print(f"\n[dim]With {n} seeds a paired Wilcoxon test cannot reach p < 0.05 "

@@ -14,6 +14,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from optimlab.commands._study import add_study_flags, study_name
+
 ORDER = 10
 
 #: name → (label, optimizer, lr, optimizer_kwargs, batch size override: "full" = whole data)
@@ -96,19 +98,10 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from optimlab.commands._lab import run_and_report
+    from optimlab.commands._study import prepare
     from optimlab.lab.spec import parse_spec
 
-    return run_and_report(parse_spec(build_spec(args), source="compare"), args)
-
-
-def add_study_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default="optimlab.db", help="the store file (default optimlab.db)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="run trials in this many processes (default 1)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads per process (default: torch's choice with one worker, "
-                        "cores ÷ workers with several; 1 helps on a busy machine)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    return run_and_report(prepare(parse_spec(build_spec(args), source="compare"), args), args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -126,7 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=30, help="epochs per trial (default 30)")
     p.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
     p.add_argument("--hidden", type=int, default=128, help="hidden units (default 128)")
-    p.add_argument("--name", help="study name (default compare-DATASET)")
+    p.add_argument("--name", type=study_name, help="study name (default compare-DATASET)")
     p.add_argument("--report", default="report.html",
                    help="HTML report to write ('' for none; default report.html)")
     p.add_argument("--quick", action="store_true", help="3 epochs: a smoke test of the setup")

@@ -3,12 +3,14 @@
     name = "optimizers-on-digits"
     seeds = 3                       # or a list: [0, 1, 2]
     baseline = "sgd"                # the label of one configuration
+    device = "cpu"                  # "cpu" (default), "cuda" or "auto" (cuda when there is one)
 
     [data]
     dataset = "digits"              # a name from `optimlab datasets`, or csv = "file.csv"
     target = "label"                # the target column, for csv
     val = 0.1
     test = 0.1
+    resplit = false                 # true: a new train/val split for every seed
 
     [train]                         # settings every trial starts from
     model = { type = "mlp", hidden = [128], activation = "relu", init = "he_normal" }
@@ -16,13 +18,20 @@
     batch_size = 64
     optimizer = "sgd"
     lr = 0.1
+    schedule = { name = "cosine", total = 30 }   # relative to lr: starts at lr = 0.1
+    schedule_unit = "epoch"
+    clip_grad_value = 1.0           # or clip_grad_norm
+    swa = { start_epoch = 20, lr = 0.05 }        # or ema = { decay = 0.99 }, or
+                                                 # snapshot = { cycles = 5 }
+    plateau = { patience = 3, factor = 0.5 }     # ReduceLROnPlateau on the monitored metric
+    layer_grads = true              # per-layer gradient norms, plotted in the report
 
     [axes]                          # a grid: every combination is a configuration
     optimizer = ["sgd", "adam"]
     "model.init" = ["xavier_normal", "he_normal"]   # dotted keys reach into tables
 
-    [[configs]]                     # or name configurations one by one
-    label = "adam"
+    [[configs]]                     # or name configurations one by one; with [axes] as well,
+    label = "adam"                  # every config gets every combination of the axes
     optimizer = "adam"
     lr = 0.001
 
@@ -30,7 +39,14 @@
     metric = "val_accuracy"
     value = 0.95
 
-Errors name the field, the bad value, what is allowed, and the file and line.
+Errors name the field, the bad value, what is allowed, and the file and line. Values are
+strict: ``epochs = true`` or ``epochs = 2.5`` is an error, not 1 or 2.
+
+``lr`` has one owner. A schedule in a spec is written relative to it: give the schedule no
+``lr`` and it starts at the configuration's ``lr`` (after ``linear_scaling``); a schedule that
+names its own rate must agree with an ``lr`` that is also given, and a schedule with rates of its
+own (``cyclic``, ``one_cycle``, ``piecewise``) cannot be combined with ``lr``. Under
+``linear_scaling`` the whole schedule is scaled by B / base_batch_size.
 """
 
 from __future__ import annotations
@@ -38,26 +54,56 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import re
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from optimlab._checks import check_choice, check_number
+from optimlab.errors import UserError
+
+#: size limits: beyond these a study would hang or exhaust memory before it could say so
+MAX_SEEDS = 1000
+MAX_CONFIGS = 2000
+MAX_TRIALS = 20000
+MAX_WIDTH = 65536        # units or channels in one layer
+MAX_LAYERS = 256
+
+#: schedules whose rates are their own arguments (no single ``lr`` to start from)
+OWN_RATES = {"cyclic": ("base_lr", "max_lr"), "one_cycle": ("max_lr",),
+             "piecewise": ("values",)}
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """A study spec that cannot run; the message says where and how to fix it."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def check_text(what: str, value: str) -> str:
+    """A name or label: not blank, at most 200 characters, no control characters (a terminal
+    escape in a label would repaint the screen instead of showing the label)."""
+    if not value.strip():
+        raise ValueError(f"{what}={value!r} is blank; give it a name")
+    if len(value) > 200:
+        raise ValueError(f"{what} is {len(value)} characters long; keep it under 200")
+    bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf") and c != " "]
+    if bad:
+        shown = ", ".join(repr(c) for c in dict.fromkeys(bad))
+        raise ValueError(f"{what}={value!r} holds control characters ({shown}); write it as "
+                         "plain text")
+    return value
 
 
 class DataSpec(_Strict):
-    """Where the data come from and how it is split (the same split for every trial)."""
+    """Where the data come from and how it is split (the same split for every trial, unless
+    ``resplit``: then the split is drawn again for every seed, from the seed)."""
 
     dataset: str | None = None
     csv: str | None = None
@@ -70,6 +116,10 @@ class DataSpec(_Strict):
     test: float = 0.1
     seed: int = 0
     standardize: bool = True
+    resplit: bool = False
+    #: filled in by the runner: a SHA-256 of the loaded data, part of every trial's key, so an
+    #: edited file is new data (leave it out of a spec)
+    fingerprint: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
@@ -78,27 +128,95 @@ class DataSpec(_Strict):
             raise ValueError("give exactly one of dataset (a name), csv (a file) or npz (a file)")
         if self.csv is not None and self.target is None:
             raise ValueError("csv needs target = the name or index of the target column")
-        if self.dataset is not None:
-            from optimlab.data import available
+        if self.target is not None and self.csv is None:
+            raise ValueError(f"target={self.target!r} names a column of a csv file; a "
+                             f"{given[0]} brings its own target: remove target")
+        from optimlab.data import available
 
-            names = available()
-            if self.dataset not in names:
+        names = available()
+        if self.dataset is not None:
+            if self.dataset not in names or self.dataset in ("csv", "npz"):
                 raise ValueError(f"dataset={self.dataset!r} is unknown; available: "
                                  f"{', '.join(n for n in names if n not in ('csv', 'npz'))} "
                                  "(or csv = \"file.csv\" with target = \"column\")")
+            takes = names[self.dataset]["parameters"]
+        else:
+            takes = {k: v for k, v in names[given[0]]["parameters"].items()
+                     if k not in ("path", "target", "task", "name")}
+        unknown = sorted(set(self.options) - set(takes))
+        if unknown:
+            source = self.dataset or given[0]
+            raise ValueError(f"options {unknown} do not apply to {source}; it takes "
+                             f"{', '.join(takes) or 'no options'}")
         check_number("val", self.val, low=0.0, high=0.9)
         check_number("test", self.test, low=0.0, high=0.9)
         if self.val == 0:
             raise ValueError("val must be > 0: the lab compares configurations on validation "
                              "data")
+        if self.val + self.test >= 1:
+            raise ValueError(f"val={self.val} + test={self.test} leaves nothing to train on; "
+                             "make their sum less than 1")
+        check_number("seed", self.seed, low=0, integer=True)
+        if self.resplit and self.split == "time":
+            raise ValueError("resplit=true draws a new random split per seed, but split = "
+                             "\"time\" is not random; use one or the other")
         return self
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two studies' data the same source (everything but the content hash)."""
+        return self.model_dump(exclude={"fingerprint"})
+
+    def describe(self) -> str:
+        """``dataset 'wine'`` / ``csv /path/x.csv (target 'y')``, with split and options."""
+        if self.dataset is not None:
+            source = f"dataset {self.dataset!r}"
+        elif self.csv is not None:
+            source = f"csv {self.csv} (target {self.target!r})"
+        else:
+            source = f"npz {self.npz}"
+        extra = f", options {self.options}" if self.options else ""
+        return (f"{source}{extra}, {self.split} split val {self.val:g} test {self.test:g} "
+                f"seed {self.seed}" + (", resplit per seed" if self.resplit else ""))
+
+
+class SWASpec(_Strict):
+    """Stochastic weight averaging from ``start_epoch`` (0-based), at ``lr`` if given."""
+
+    start_epoch: int
+    lr: float | None = None
+    anneal_epochs: int = 0
+
+
+class EMASpec(_Strict):
+    """An exponential moving average of the weights, w̄ ← β·w̄ + (1 − β)·w after every step."""
+
+    decay: float = 0.999
+
+
+class SnapshotSpec(_Strict):
+    """Snapshot ensemble: ``cycles`` cosine cycles from lr down to ``lr_min``; the ensemble of
+    the snapshots is what the trial is scored on."""
+
+    cycles: int
+    lr_min: float = 0.0
+
+
+class PlateauSpec(_Strict):
+    """Reduce-on-plateau on the study's monitored metric: lr × ``factor`` after ``patience``
+    epochs without improvement."""
+
+    factor: float = 0.1
+    patience: int = 10
+    cooldown: int = 0
+    min_lr: float = 0.0
+    min_delta: float = 1e-4
 
 
 class TrainSpec(_Strict):
     """What one trial trains with. Every field may be set in [train], an axis or a config."""
 
     model: str | dict[str, Any] = "mlp"
-    loss: str | None = None
+    loss: str | dict[str, Any] | None = None
     metrics: list[str] | None = None
     optimizer: str = "sgd"
     lr: float | None = None
@@ -114,10 +232,16 @@ class TrainSpec(_Strict):
     drop_last: bool = False
     accumulate: int = 1
     clip_grad_norm: float | None = None
+    clip_grad_value: float | None = None
     l1: float = 0.0
     l2: float = 0.0
     early_stopping: int | None = None
     monitor: str | None = None
+    swa: SWASpec | None = None
+    ema: EMASpec | None = None
+    snapshot: SnapshotSpec | None = None
+    plateau: PlateauSpec | None = None
+    layer_grads: bool = False
 
     @field_validator("optimizer")
     @classmethod
@@ -132,6 +256,43 @@ class TrainSpec(_Strict):
     def _full_batch(cls, v: int | str | None) -> int | None:
         return None if v == "full" else v  # type: ignore[return-value]
 
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        from optimlab.models.spec import normalize_spec
+
+        s = normalize_spec(v)  # unknown type, field, activation, init; hidden, dropout ranges
+        sizes = [*s.get("channels", []), *s.get("hidden", [])]
+        if len(sizes) > MAX_LAYERS:
+            raise ValueError(f"model has {len(sizes)} layers; the lab allows at most "
+                             f"{MAX_LAYERS}")
+        for size in sizes:
+            if size > MAX_WIDTH:
+                raise ValueError(f"model layer width {size} is over the limit of {MAX_WIDTH} "
+                                 "units (it would not fit in memory); use narrower layers")
+        return v
+
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, v: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        if v is not None:
+            from optimlab.models.losses import get_loss
+
+            get_loss(v, None)  # unknown names and bad parameters; the task is checked later
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            from optimlab.train.metrics import get_metric
+
+            for name in v:
+                if not get_metric(name).scalar:
+                    raise ValueError(f"metric {name!r} is not a single number; the lab stores "
+                                     "numbers per epoch")
+        return v
+
     @model_validator(mode="after")
     def _ranges(self) -> TrainSpec:
         if self.lr is not None:
@@ -145,27 +306,188 @@ class TrainSpec(_Strict):
                 check_number(name, value, low=1, integer=True)
         for name in ("l1", "l2"):
             check_number(name, getattr(self, name), low=0.0)
-        if self.clip_grad_norm is not None:
-            check_number("clip_grad_norm", self.clip_grad_norm, low=0.0, low_open=True)
-        from optimlab.optim import available
+        for name in ("clip_grad_norm", "clip_grad_value"):
+            if getattr(self, name) is not None:
+                check_number(name, getattr(self, name), low=0.0, low_open=True)
+        if self.monitor is not None:
+            check_monitor("monitor", self.monitor, self.metrics)
+        self._check_optimizer()
+        self._check_schedule()
+        self._check_extras()
+        return self
+
+    def _check_optimizer(self) -> None:
+        from optimlab.optim import available, create
 
         allowed = set(available()[self.optimizer]["defaults"]) - {"lr"}
         unknown = sorted(set(self.optimizer_kwargs) - allowed)
         if unknown:
             raise ValueError(f"optimizer_kwargs {unknown} do not apply to {self.optimizer}; it "
                              f"takes {', '.join(sorted(allowed))}")
-        if self.schedule is not None:
-            if "name" not in self.schedule:
-                raise ValueError("schedule needs name = one of optimlab.schedules.available()")
-            from optimlab.schedules import create
+        import torch
 
-            create(**self.schedule)  # builds it once: unknown names or arguments fail here
-        return self
+        probe = torch.zeros(1, requires_grad=True)  # builds it once: ranges and types fail here
+        kwargs = dict(self.optimizer_kwargs)
+        if isinstance(kwargs.get("betas"), list):
+            kwargs["betas"] = tuple(kwargs["betas"])
+        try:
+            create(self.optimizer, [probe], **kwargs)
+        except (TypeError, KeyError) as err:
+            raise ValueError(f"optimizer_kwargs for {self.optimizer}: {err}") from None
+
+    def _check_schedule(self) -> None:
+        if self.schedule is None:
+            return
+        if "name" not in self.schedule:
+            raise ValueError("schedule needs name = one of optimlab.schedules.available()")
+        own = _own_rates(self.schedule)
+        if own and self.lr is not None:
+            raise ValueError(f"lr={self.lr:g} and schedule {self.schedule['name']!r} both set "
+                             f"the learning rate ({own}); a schedule in a spec is relative to "
+                             "lr: write it without its rate, or move lr out of [train] into "
+                             "the configurations without this schedule")
+        explicit = _explicit_lrs(self.schedule)
+        if self.lr is not None and any(v != self.lr for v in explicit):
+            raise ValueError(f"lr={self.lr:g} but schedule {self.schedule['name']!r} starts at "
+                             f"lr={explicit[0]:g}; a schedule in a spec is relative to lr: "
+                             "write it without lr (it then starts at lr), or give the same "
+                             "value")
+        from optimlab.schedules import create
+
+        create(**resolve_schedule(self.schedule, 1.0))  # unknown names or arguments fail here
+        if self.snapshot is not None:
+            raise ValueError("snapshot sets the learning rate itself (cosine cycles); remove "
+                             "the schedule, or the snapshot")
+
+    def _check_extras(self) -> None:
+        chosen = [k for k in ("swa", "ema", "snapshot") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"{' and '.join(chosen)} each choose the final weights; use one")
+        if chosen and self.early_stopping:
+            raise ValueError(f"early_stopping restores the best epoch's weights, and "
+                             f"{chosen[0]} replaces them with its own; use one of the two")
+        from optimlab.train.callbacks import EMA, SWA, ReduceLROnPlateau, SnapshotEnsemble
+
+        if self.swa is not None:
+            SWA(self.swa.start_epoch, self.swa.lr, self.swa.anneal_epochs)
+            if self.epochs is not None and self.swa.start_epoch >= self.epochs:
+                raise ValueError(f"swa.start_epoch={self.swa.start_epoch} but training runs "
+                                 f"{self.epochs} epochs (0..{self.epochs - 1}); SWA would never "
+                                 "average")
+        if self.ema is not None:
+            EMA(self.ema.decay)
+        if self.snapshot is not None:
+            SnapshotEnsemble(self.snapshot.cycles, lr_min=self.snapshot.lr_min)
+            if self.epochs is not None and self.snapshot.cycles > self.epochs:
+                raise ValueError(f"snapshot.cycles={self.snapshot.cycles} is more than the "
+                                 f"{self.epochs} epochs")
+        if self.plateau is not None:
+            p = self.plateau
+            ReduceLROnPlateau(factor=p.factor, patience=p.patience, cooldown=p.cooldown,
+                              min_lr=p.min_lr, min_delta=p.min_delta)
+        if self.monitor is not None and self.monitor.startswith("ema_") and self.ema is None:
+            raise ValueError(f"monitor={self.monitor!r} is logged by ema; add ema = {{ decay = "
+                             "0.999 }} or monitor a val_ metric")
+
+
+def _own_rates(schedule: Any) -> str:
+    """The rate arguments of a schedule (or of one inside it) that has no single ``lr``."""
+    if not isinstance(schedule, dict):
+        return ""
+    name = str(schedule.get("name", "")).lower()
+    if name in OWN_RATES:
+        return ", ".join(f"{k} = {schedule[k]}" for k in OWN_RATES[name] if k in schedule)
+    inner = [schedule.get("schedule"), *(schedule.get("schedules") or [])]
+    return next((r for r in map(_own_rates, inner) if r), "")
+
+
+def _explicit_lrs(schedule: Any) -> list[float]:
+    """Every ``lr`` a schedule (or one inside it) names itself."""
+    if not isinstance(schedule, dict):
+        return []
+    out = [schedule["lr"]] if "lr" in schedule else []
+    for inner in [schedule.get("schedule"), *(schedule.get("schedules") or [])]:
+        out += _explicit_lrs(inner)
+    return out
+
+
+def resolve_schedule(schedule: dict[str, Any], lr: float) -> dict[str, Any]:
+    """The schedule with ``lr`` filled in wherever it (or one inside it) takes an ``lr`` and
+    does not give one: a spec's schedule starts at the configuration's lr."""
+    from optimlab.schedules.registry import _CONSTRUCTORS
+
+    out = dict(schedule)
+    name = str(out.get("name", "")).lower()
+    build = _CONSTRUCTORS.get(name, (None,))[0]
+    if build is not None:
+        import inspect
+
+        if "lr" in inspect.signature(build).parameters and "lr" not in out:
+            out["lr"] = lr
+    if isinstance(out.get("schedule"), dict):
+        out["schedule"] = resolve_schedule(out["schedule"], lr)
+    if isinstance(out.get("schedules"), list):
+        out["schedules"] = [resolve_schedule(s, lr) if isinstance(s, dict) else s
+                            for s in out["schedules"]]
+    return out
+
+
+def schedule_end(schedule: dict[str, Any]) -> int | None:
+    """The step (in the schedule's unit) from which the schedule holds its final rate, or None
+    if it never settles (a decay that goes on, a cycle)."""
+    name = str(schedule.get("name", "")).lower()
+    if name in ("cosine", "polynomial"):
+        return int(schedule["total"])
+    if name == "one_cycle":
+        return int(schedule["total_steps"]) - 1
+    if name == "warmup":
+        inner = schedule.get("schedule")
+        end = schedule_end(inner) if isinstance(inner, dict) else None
+        return None if end is None else int(schedule["steps"]) + end
+    if name == "join":
+        last = (schedule.get("schedules") or [None])[-1]
+        end = schedule_end(last) if isinstance(last, dict) else None
+        return None if end is None else int(list(schedule["boundaries"])[-1]) + end
+    return None
+
+
+def check_monitor(what: str, key: str, metrics: list[str] | None, task: str | None = None,
+                  *, step_keys: bool = False) -> None:
+    """``key`` must be a value the trials log: ``val_loss``, ``train_loss``, ``val_<metric>``
+    or ``train_<metric>`` for a metric the trials compute (``metrics``, else the task's
+    defaults), or ``ema_val_…`` (with ema); ``loss`` too where step keys are allowed."""
+    from optimlab.train.metrics import default_metrics, get_metric
+
+    if step_keys and key == "loss":
+        return
+    name = key.removeprefix("ema_")
+    prefix = next((p for p in ("val_", "train_") if name.startswith(p)), None)
+    if prefix is None:
+        raise ValueError(f"{what}={key!r} is not a logged value; use val_loss, or val_ / "
+                         "train_ followed by a metric (val_accuracy, train_loss, …)")
+    metric = name.removeprefix(prefix)
+    if metric == "loss":
+        return
+    chosen = metrics if metrics is not None else (default_metrics(task) if task else None)
+    try:
+        canonical = get_metric(metric, task).name
+    except ValueError as err:
+        raise ValueError(f"{what}={key!r}: {err}") from None
+    if chosen is not None and canonical not in [get_metric(m).name for m in chosen]:
+        raise ValueError(f"{what}={key!r}: the trials compute {', '.join(chosen)} (set "
+                         f"metrics = [\"{metric}\", …] in [train] to add it); logged values: "
+                         + ", ".join(f"val_{m}" for m in ["loss", *chosen]))
 
 
 class TargetSpec(_Strict):
     metric: str
     value: float
+
+    @model_validator(mode="after")
+    def _known(self) -> TargetSpec:
+        check_monitor("target.metric", self.metric, None, step_keys=True)
+        check_number("target.value", self.value)
+        return self
 
 
 class StudySpec(_Strict):
@@ -175,31 +497,60 @@ class StudySpec(_Strict):
     description: str = ""
     seeds: int | list[int] = 3
     baseline: str | None = None
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
     data: DataSpec
     train: TrainSpec = Field(default_factory=TrainSpec)
     axes: dict[str, list[Any]] = Field(default_factory=dict)
     configs: list[dict[str, Any]] = Field(default_factory=list)
     target: TargetSpec | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_text("name", v)
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: int | list[int]) -> int | list[int]:
         if isinstance(v, int):
-            check_number("seeds", v, low=1, integer=True)
+            check_number("seeds", v, low=1, high=MAX_SEEDS, integer=True)
         else:
             if not v or len(set(v)) != len(v):
                 raise ValueError("seeds must be a count or a list of distinct integers")
+            if len(v) > MAX_SEEDS:
+                raise ValueError(f"seeds lists {len(v)} seeds; the lab allows at most "
+                                 f"{MAX_SEEDS}")
             for s in v:
-                check_number("seeds[]", s, low=0, integer=True)
+                check_number("seeds[]", s, low=0, high=2**31 - 1, integer=True)
         return v
 
     @field_validator("axes")
     @classmethod
     def _axes(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        size = 1
         for key, values in v.items():
             if not values:
                 raise ValueError(f"axis {key!r} has no values")
+            size *= len(values)
+            if size > MAX_CONFIGS:
+                raise ValueError(f"the axes make more than {MAX_CONFIGS} configurations "
+                                 f"({' × '.join(str(len(x)) for x in v.values())}); sweep "
+                                 "fewer values")
         return v
+
+    @model_validator(mode="after")
+    def _size(self) -> StudySpec:
+        n = math.prod(len(x) for x in self.axes.values()) * max(1, len(self.configs))
+        if n > MAX_CONFIGS:
+            raise ValueError(f"the spec makes {n} configurations; the lab allows at most "
+                             f"{MAX_CONFIGS}")
+        if n * len(self.seed_list) > MAX_TRIALS:
+            raise ValueError(f"the spec makes {n} configurations × {len(self.seed_list)} seeds "
+                             f"= {n * len(self.seed_list)} trials; the lab allows at most "
+                             f"{MAX_TRIALS}")
+        if self.baseline is not None:
+            check_text("baseline", self.baseline)
+        return self
 
     @property
     def seed_list(self) -> list[int]:
@@ -235,44 +586,69 @@ def _short(value: Any) -> str:
 
 
 def configurations(spec: StudySpec) -> list[tuple[str, dict[str, Any]]]:
-    """(label, full train settings) for every configuration: the axes' grid, then [[configs]].
+    """(label, full train settings) for every configuration.
 
-    Each is validated as a :class:`TrainSpec`; labels are unique.
+    The axes' grid; or the [[configs]]; or, with both, every config crossed with every
+    combination of the axes (configs outer, labelled ``"config, axis=value"``). Each is
+    validated as a :class:`TrainSpec`; labels are unique, and so are the settings (two labels
+    for one configuration would share its trials).
     """
     base = spec.train.model_dump()
-    out: list[tuple[str, dict[str, Any]]] = []
+    grid: list[tuple[str, list[tuple[str, Any]]]] = []
     if spec.axes:
         keys = list(spec.axes)
         for combo in itertools.product(*(spec.axes[k] for k in keys)):
-            settings = copy.deepcopy(base)
-            for k, v in zip(keys, combo, strict=True):
-                _set_dotted(settings, k, v)
             label = (_short(combo[0]) if len(keys) == 1 else
                      ", ".join(f"{k}={_short(v)}" for k, v in zip(keys, combo, strict=True)))
-            out.append((label, settings))
+            grid.append((label, list(zip(keys, combo, strict=True))))
+    named: list[tuple[str, list[tuple[str, Any]]]] = []
     for i, config in enumerate(spec.configs):
         config = dict(config)
-        label = str(config.pop("label", "")) or ", ".join(
-            f"{k}={_short(v)}" for k, v in config.items())
+        raw = config.pop("label", "")
+        if not isinstance(raw, str):
+            raise SpecError(f"configs[{i}].label={raw!r} must be a string")
+        label = raw or ", ".join(f"{k}={_short(v)}" for k, v in config.items())
+        named.append((label or f"config {i}", list(config.items())))
+    if grid and named:
+        for label, items in named:
+            clash = sorted({k for k, _ in items} & set(spec.axes))
+            if clash:
+                raise SpecError(f"configuration {label!r} sets {', '.join(clash)}, which the "
+                                "axes sweep; leave it to the axes or remove the axis")
+        combos = [(f"{c_label}, {a_label}" if len(spec.axes) > 1 else
+                   f"{c_label}, {next(iter(spec.axes))}={a_label}", c_items + a_items)
+                  for c_label, c_items in named for a_label, a_items in grid]
+    else:
+        combos = grid or named
+    out: list[tuple[str, dict[str, Any]]] = []
+    for label, items in combos or [("base", [])]:
         settings = copy.deepcopy(base)
-        for k, v in config.items():
+        for k, v in items:
             _set_dotted(settings, k, v)
-        out.append((label or f"config {i}", settings))
-    if not out:
-        out.append(("base", base))
-    seen: set[str] = set()
+        out.append((label, settings))
+    seen: dict[str, str] = {}
     checked: list[tuple[str, dict[str, Any]]] = []
     for label, settings in out:
+        try:
+            check_text("label", label)
+        except ValueError as err:
+            raise SpecError(f"configuration {label!r}: {err}") from None
         if label in seen:
             raise SpecError(f"two configurations are both labelled {label!r}; give each a "
                             "distinct label")
-        seen.add(label)
         try:
-            checked.append((label, TrainSpec.model_validate(settings).model_dump()))
+            full = TrainSpec.model_validate(settings).model_dump()
         except ValidationError as err:
             raise SpecError(f"configuration {label!r}: {_first_error(err)}") from None
         except ValueError as err:
             raise SpecError(f"configuration {label!r}: {err}") from None
+        same = json.dumps(full, sort_keys=True, default=str)
+        twin = next((other for other, text in seen.items() if text == same), None)
+        if twin is not None:
+            raise SpecError(f"configurations {twin!r} and {label!r} have identical settings, so "
+                            "they would be the same trials; remove one, or make them differ")
+        seen[label] = same
+        checked.append((label, full))
     if spec.baseline is not None and spec.baseline not in seen:
         raise SpecError(f"baseline={spec.baseline!r} is not a configuration; the labels are: "
                         f"{', '.join(label for label, _ in checked)}")
@@ -374,8 +750,14 @@ def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a TOML study spec."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"no spec file at {path}")
-    text = path.read_text(encoding="utf-8")
+        raise SpecError(f"no spec file at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path} is not UTF-8 text (byte {err.start}); a spec is a TOML text "
+                        "file — is this the right file?") from None
+    except OSError as err:
+        raise SpecError(f"cannot read {path}: {err.strerror}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -230,7 +230,7 @@ def build_trainer(spec: StudySpec, settings: dict[str, Any], seed: int, split: A
 
 def _usable_checkpoint(path: Path, trainer: Any, warnings: list[str]) -> Path | None:
     """``path`` if it holds a checkpoint this trial can resume from; otherwise None, with an
-    unreadable or foreign file moved aside (``last.pt.unusable-<time>``) and a warning."""
+    unreadable or foreign file moved aside (to ``<store>.ckpt/set-aside/``) and a warning."""
     if not path.is_file():
         return None
     try:
@@ -243,8 +243,10 @@ def _usable_checkpoint(path: Path, trainer: Any, warnings: list[str]) -> Path | 
         if ours != theirs:
             raise ValueError("its model does not match this trial's model")
     except (ValueError, KeyError, TypeError, AttributeError) as err:
-        aside = path.with_name(f"{path.name}.unusable-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside = (path.parent.parent / "set-aside" /
+                 f"{path.parent.name}-{path.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         with contextlib.suppress(OSError):
+            aside.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, aside)
         reason = str(err).removeprefix(f"{path} ")
         warnings.append(f"its checkpoint could not be used ({reason}); set aside as "
@@ -431,6 +433,7 @@ def work(db_path: str, spec: StudySpec | dict[str, Any], keys: list[str] | None 
     first claim.
     """
     spec = spec if isinstance(spec, StudySpec) else parse_spec(spec)
+    run = run or uuid.uuid4().hex[:12]  # a call is one run: what fails in it is not retried
     if threads:
         torch.set_num_threads(threads)
     chosen = resolve_device(device or spec.device)

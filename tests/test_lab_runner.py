@@ -194,12 +194,14 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_trial_restarts(tmp_path) 
 
 
 # -- threads, device, times ----------------------------------------------------------------------
-def test_threads_default_to_one_for_small_models() -> None:
-    assert choose_threads(1, 1e4, cores=8) == 1
-    assert choose_threads(2, 1e4, cores=8) == 1
-    assert choose_threads(1, 1e9, cores=8) == 8
-    assert choose_threads(3, 1e9, cores=8) == 2
-    assert choose_threads(16, 1e9, cores=8) == 1
+def test_threads_default_to_one_for_small_models_and_to_idle_cores_for_large_ones() -> None:
+    assert choose_threads(1, 1e4, cores=8, load=0.0) == 1
+    assert choose_threads(2, 1e4, cores=8, load=0.0) == 1
+    assert choose_threads(1, 1e9, cores=8, load=0.0) == 8
+    assert choose_threads(3, 1e9, cores=8, load=0.0) == 2
+    assert choose_threads(16, 1e9, cores=8, load=0.0) == 1
+    assert choose_threads(1, 1e9, cores=8, load=6.2) == 2  # a busy machine: the idle cores
+    assert choose_threads(1, 1e9, cores=2, load=3.7) == 1
 
 
 def test_a_study_of_small_models_runs_with_one_thread_and_records_the_device(tmp_path) -> None:

@@ -114,14 +114,24 @@ def monitor_for(spec: StudySpec, task: str) -> str:
     return "val_accuracy" if task in ("binary", "multiclass") else "val_loss"
 
 
-def choose_threads(workers: int, work_per_step: float, cores: int | None = None) -> int:
-    """torch threads per worker process: 1 for small models (parameters × rows per update
-    below :data:`SMALL_WORK`, where threads cost more than they save, the more so on a busy
-    machine); otherwise the cores shared out among the workers."""
+def choose_threads(workers: int, work_per_step: float, cores: int | None = None,
+                   load: float | None = None) -> int:
+    """torch threads per worker process.
+
+    1 for small models (parameters × rows per update below :data:`SMALL_WORK`): their matrix
+    products are too small for threads to pay for their synchronisation. Otherwise the cores
+    that are idle — ``cores − load`` (the 1-minute load average: other work on the machine) —
+    shared out among the workers, at least 1: a thread that waits for a core another process
+    holds stalls its siblings at every operation, which on a busy machine costs many times
+    what it gains (``benchmarks/threads.py``).
+    """
     cores = cores or os.cpu_count() or 1
     if work_per_step < SMALL_WORK:
         return 1
-    return max(1, cores // max(1, workers))
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    idle = max(1, int(cores - load + 0.5))
+    return max(1, min(cores, idle) // max(1, workers))
 
 
 # -- one trial -----------------------------------------------------------------------------

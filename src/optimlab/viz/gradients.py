@@ -4,7 +4,8 @@ A study with ``layer_grads = true`` records, for every trial and epoch, each lay
 norm ‖g_layer‖ = √(Σ_{p in layer} ‖∇p‖²) averaged over the epoch's updates
 (:class:`optimlab.train.callbacks.GradientMonitor`). :func:`layer_grad_norms` draws one panel
 per configuration: epochs on x, the norm on a log axis, one line per layer coloured from the
-first layer (dark) to the last (light), each the geometric mean across seeds. Vanishing
+first layer (dark) to the last (light), each the geometric mean across seeds (a layer whose
+gradient is exactly 0 has no line; the panel counts such layers). Vanishing
 gradients show as the first layers' lines lying decades below the last ones'; exploding ones as
 lines that climb. The panels share their y axis, so configurations compare directly.
 
@@ -56,8 +57,15 @@ def layer_series(runs: Mapping[int, Sequence[Mapping[str, Any]]]
     return layers, np.asarray(epochs, dtype=float), norms
 
 
+def _always_zero(runs: Mapping[int, Sequence[Mapping[str, Any]]], layer: str) -> bool:
+    values = [r.get("mean", {}).get(layer) for records in runs.values() for r in records]
+    values = [v for v in values if v is not None]
+    return bool(values) and all(v == 0 for v in values)
+
+
 def layer_grad_norms(per_config: LayerGrads, *, ncols: int = 3) -> Figure:
-    """One panel per configuration: each layer's gradient norm per epoch (log scale)."""
+    """One panel per configuration: each layer's gradient norm per epoch (log scale); a panel
+    notes how many layers had a gradient of exactly 0 throughout (a log axis cannot show it)."""
     import matplotlib
 
     style.apply()
@@ -82,6 +90,10 @@ def layer_grad_norms(per_config: LayerGrads, *, ncols: int = 3) -> Figure:
             ax.plot(epochs, norms[i], color=shade, lw=1.6, marker="o" if len(epochs) < 3
                     else None, label=f"layer {layer}")
             drawn_any = True
+        zero = [layer for layer in layers if _always_zero(per_config[label], layer)]
+        if zero:  # a log axis cannot show 0: say so rather than draw nothing silently
+            ax.text(0.02, 0.03, f"gradient exactly 0 in {len(zero)} of {len(layers)} layers",
+                    transform=ax.transAxes, fontsize=8, color="#b00020")
         ax.set_yscale("log")
         ax.set_title(label.replace("$", r"\$"), fontsize=10)
         ax.set_xlabel("epoch")

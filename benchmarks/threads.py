@@ -17,9 +17,13 @@ Workloads (``params × rows per update`` decides the default; below ``SMALL_WORK
 The default also looks at the load average (idle cores only), so the same workload may get a
 different default on a busy machine than on an idle one; both are printed as measured.
 
+``--end-to-end`` also times the whole ``optimlab compare --quick --seeds 1`` command (8 trials,
+start-up and report included) with the default threads and with ``--threads`` = all cores, in
+fresh processes, interleaved.
+
 Run it on the machine you care about, as it is (busy or not):
 
-    OMP_NUM_THREADS= python benchmarks/threads.py [--epochs 3] [--repeats 3]
+    OMP_NUM_THREADS= python benchmarks/threads.py [--epochs 3] [--repeats 3] [--end-to-end]
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
 import torch
@@ -59,6 +66,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS))
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="also time `optimlab compare --quick --seeds 1` both ways")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -90,6 +99,30 @@ def main() -> None:
         print(f"{name:<11} {facts.work_per_step:>12.3g} {default:>8} "
               + " ".join(f"{med[t]:>11.3f}" for t in counts) + " "
               + " ".join(f"{med[t] / med[default]:>10.2f}" for t in counts))
+    if args.end_to_end:
+        end_to_end(cores, args.repeats)
+
+
+def compare_seconds(extra: list[str]) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "optimlab", "compare", "--quick", "--seeds", "1",
+                        "--db", os.path.join(tmp, "c.db"), "--report", "", "--json", *extra],
+                       check=True, capture_output=True, env=env)
+        return time.perf_counter() - start
+
+
+def end_to_end(cores: int, repeats: int) -> None:
+    runs: dict[str, list[float]] = {"default": [], f"--threads {cores}": []}
+    for _ in range(repeats):
+        runs["default"].append(compare_seconds([]))
+        runs[f"--threads {cores}"].append(compare_seconds(["--threads", str(cores)]))
+    base = statistics.median(runs["default"])
+    for name, times in runs.items():
+        med = statistics.median(times)
+        print(f"optimlab compare --quick --seeds 1, {name:<12} {med:8.1f} s   "
+              f"{med / base:5.2f} × the default")
 
 
 if __name__ == "__main__":

@@ -278,6 +278,10 @@ def test_plateau_clip_by_value_and_layer_gradients(tmp_path) -> None:
     settings = runner.configurations(spec)[0][1]
     trainer = runner.build_trainer(spec, settings, 0, StudyData(spec.data).split(0), [])
     assert trainer.clip_grad_value == 0.5
+    from optimlab.viz.report import write_report
+
+    html = write_report(db, out=tmp_path / "r.html").read_text(encoding="utf-8")
+    assert 'id="layer-gradients"' in html and "Gradients per layer" in html
 
 
 def test_resplit_draws_a_split_per_seed() -> None:

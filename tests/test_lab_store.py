@@ -374,3 +374,8 @@ def test_a_read_only_store_is_read_and_refuses_writes_clearly(read_only, tmp_pat
     more = load_spec(write_spec(tmp_path, epochs=2)).model_copy(update={"seeds": 1})
     with pytest.raises(StoreError, match=r"cannot be written|read-only"):
         run_study(more, read_only)
+    from optimlab.cli import main
+
+    assert main(["list", str(read_only)]) == 0
+    assert main(["run", str(write_spec(tmp_path, epochs=2)), "--db", str(read_only),
+                 "--report", ""]) == 2

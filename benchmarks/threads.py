@@ -39,8 +39,9 @@ import time
 import torch
 
 from optimlab.lab.checks import check_study
+from optimlab.lab.grid import configurations
 from optimlab.lab.runner import SMALL_WORK, build_trainer, choose_threads
-from optimlab.lab.spec import configurations, parse_spec
+from optimlab.lab.spec import parse_spec
 from optimlab.lab.studydata import StudyData
 
 WORKLOADS = {

@@ -11,7 +11,8 @@ import pytest
 
 from optimlab.cli import main
 from optimlab.lab.checks import check_study
-from optimlab.lab.spec import SpecError, configurations, parse_spec
+from optimlab.lab.grid import configurations
+from optimlab.lab.spec import SpecError, parse_spec
 
 BASE = """
 name = "v"

@@ -11,8 +11,9 @@ ORDER = 25
 def run(args: argparse.Namespace) -> int:
     from optimlab.commands._study import visible
     from optimlab.lab.checks import check_study
+    from optimlab.lab.grid import configurations
     from optimlab.lab.runner import expand
-    from optimlab.lab.spec import configurations, load_spec
+    from optimlab.lab.spec import load_spec
 
     spec = load_spec(args.spec)
     labels = [label for label, _ in configurations(spec)]

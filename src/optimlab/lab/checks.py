@@ -16,14 +16,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from optimlab.lab.spec import (
-    SpecError,
-    StudySpec,
-    check_monitor,
-    configurations,
-    resolve_schedule,
-    schedule_end,
-)
+from optimlab.lab.grid import configurations
+from optimlab.lab.spec import SpecError, StudySpec, check_monitor
+from optimlab.lab.spec_schedule import resolve_schedule, schedule_end
 from optimlab.lab.studydata import StudyData
 
 

@@ -51,9 +51,6 @@ own (``cyclic``, ``one_cycle``, ``piecewise``) cannot be combined with ``lr``. U
 
 from __future__ import annotations
 
-import copy
-import itertools
-import json
 import math
 import re
 import tomllib
@@ -65,6 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from optimlab._checks import check_choice, check_number
 from optimlab.errors import UserError
+from optimlab.lab.spec_schedule import explicit_lrs, own_rates, resolve_schedule
 
 #: size limits: beyond these a study would hang or exhaust memory before it could say so
 MAX_SEEDS = 1000
@@ -72,11 +70,6 @@ MAX_CONFIGS = 2000
 MAX_TRIALS = 20000
 MAX_WIDTH = 65536        # units or channels in one layer
 MAX_LAYERS = 256
-
-#: schedules whose rates are their own arguments (no single ``lr`` to start from)
-OWN_RATES = {"cyclic": ("base_lr", "max_lr"), "one_cycle": ("max_lr",),
-             "piecewise": ("values",)}
-
 
 class SpecError(UserError):
     """A study spec that cannot run; the message says where and how to fix it."""
@@ -340,13 +333,13 @@ class TrainSpec(_Strict):
             return
         if "name" not in self.schedule:
             raise ValueError("schedule needs name = one of optimlab.schedules.available()")
-        own = _own_rates(self.schedule)
+        own = own_rates(self.schedule)
         if own and self.lr is not None:
             raise ValueError(f"lr={self.lr:g} and schedule {self.schedule['name']!r} both set "
                              f"the learning rate ({own}); a schedule in a spec is relative to "
                              "lr: write it without its rate, or move lr out of [train] into "
                              "the configurations without this schedule")
-        explicit = _explicit_lrs(self.schedule)
+        explicit = explicit_lrs(self.schedule)
         if self.lr is not None and any(v != self.lr for v in explicit):
             raise ValueError(f"lr={self.lr:g} but schedule {self.schedule['name']!r} starts at "
                              f"lr={explicit[0]:g}; a schedule in a spec is relative to lr: "
@@ -388,67 +381,6 @@ class TrainSpec(_Strict):
         if self.monitor is not None and self.monitor.startswith("ema_") and self.ema is None:
             raise ValueError(f"monitor={self.monitor!r} is logged by ema; add ema = {{ decay = "
                              "0.999 }} or monitor a val_ metric")
-
-
-def _own_rates(schedule: Any) -> str:
-    """The rate arguments of a schedule (or of one inside it) that has no single ``lr``."""
-    if not isinstance(schedule, dict):
-        return ""
-    name = str(schedule.get("name", "")).lower()
-    if name in OWN_RATES:
-        return ", ".join(f"{k} = {schedule[k]}" for k in OWN_RATES[name] if k in schedule)
-    inner = [schedule.get("schedule"), *(schedule.get("schedules") or [])]
-    return next((r for r in map(_own_rates, inner) if r), "")
-
-
-def _explicit_lrs(schedule: Any) -> list[float]:
-    """Every ``lr`` a schedule (or one inside it) names itself."""
-    if not isinstance(schedule, dict):
-        return []
-    out = [schedule["lr"]] if "lr" in schedule else []
-    for inner in [schedule.get("schedule"), *(schedule.get("schedules") or [])]:
-        out += _explicit_lrs(inner)
-    return out
-
-
-def resolve_schedule(schedule: dict[str, Any], lr: float) -> dict[str, Any]:
-    """The schedule with ``lr`` filled in wherever it (or one inside it) takes an ``lr`` and
-    does not give one: a spec's schedule starts at the configuration's lr."""
-    from optimlab.schedules.registry import _CONSTRUCTORS
-
-    out = dict(schedule)
-    name = str(out.get("name", "")).lower()
-    build = _CONSTRUCTORS.get(name, (None,))[0]
-    if build is not None:
-        import inspect
-
-        if "lr" in inspect.signature(build).parameters and "lr" not in out:
-            out["lr"] = lr
-    if isinstance(out.get("schedule"), dict):
-        out["schedule"] = resolve_schedule(out["schedule"], lr)
-    if isinstance(out.get("schedules"), list):
-        out["schedules"] = [resolve_schedule(s, lr) if isinstance(s, dict) else s
-                            for s in out["schedules"]]
-    return out
-
-
-def schedule_end(schedule: dict[str, Any]) -> int | None:
-    """The step (in the schedule's unit) from which the schedule holds its final rate, or None
-    if it never settles (a decay that goes on, a cycle)."""
-    name = str(schedule.get("name", "")).lower()
-    if name in ("cosine", "polynomial"):
-        return int(schedule["total"])
-    if name == "one_cycle":
-        return int(schedule["total_steps"]) - 1
-    if name == "warmup":
-        inner = schedule.get("schedule")
-        end = schedule_end(inner) if isinstance(inner, dict) else None
-        return None if end is None else int(schedule["steps"]) + end
-    if name == "join":
-        last = (schedule.get("schedules") or [None])[-1]
-        end = schedule_end(last) if isinstance(last, dict) else None
-        return None if end is None else int(list(schedule["boundaries"])[-1]) + end
-    return None
 
 
 def check_monitor(what: str, key: str, metrics: list[str] | None, task: str | None = None,
@@ -557,105 +489,8 @@ class StudySpec(_Strict):
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
 
-def _set_dotted(settings: dict[str, Any], key: str, value: Any) -> None:
-    """``settings["model"]["init"] = value`` for ``key = "model.init"``."""
-    head, _, rest = key.partition(".")
-    if not rest:
-        settings[head] = value
-        return
-    inner = settings.get(head)
-    if isinstance(inner, str):
-        inner = {"type": inner}
-    if inner is None:
-        inner = {}
-    if not isinstance(inner, dict):
-        raise SpecError(f"axis {key!r}: {head} is {inner!r}, not a table to reach into")
-    inner = dict(inner)
-    _set_dotted(inner, rest, value)
-    settings[head] = inner
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)  # true / false / null, as TOML and JSON write them
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def configurations(spec: StudySpec) -> list[tuple[str, dict[str, Any]]]:
-    """(label, full train settings) for every configuration.
-
-    The axes' grid; or the [[configs]]; or, with both, every config crossed with every
-    combination of the axes (configs outer, labelled ``"config, axis=value"``). Each is
-    validated as a :class:`TrainSpec`; labels are unique, and so are the settings (two labels
-    for one configuration would share its trials).
-    """
-    base = spec.train.model_dump()
-    grid: list[tuple[str, list[tuple[str, Any]]]] = []
-    if spec.axes:
-        keys = list(spec.axes)
-        for combo in itertools.product(*(spec.axes[k] for k in keys)):
-            label = (_short(combo[0]) if len(keys) == 1 else
-                     ", ".join(f"{k}={_short(v)}" for k, v in zip(keys, combo, strict=True)))
-            grid.append((label, list(zip(keys, combo, strict=True))))
-    named: list[tuple[str, list[tuple[str, Any]]]] = []
-    for i, config in enumerate(spec.configs):
-        config = dict(config)
-        raw = config.pop("label", "")
-        if not isinstance(raw, str):
-            raise SpecError(f"configs[{i}].label={raw!r} must be a string")
-        label = raw or ", ".join(f"{k}={_short(v)}" for k, v in config.items())
-        named.append((label or f"config {i}", list(config.items())))
-    if grid and named:
-        for label, items in named:
-            clash = sorted({k for k, _ in items} & set(spec.axes))
-            if clash:
-                raise SpecError(f"configuration {label!r} sets {', '.join(clash)}, which the "
-                                "axes sweep; leave it to the axes or remove the axis")
-        combos = [(f"{c_label}, {a_label}" if len(spec.axes) > 1 else
-                   f"{c_label}, {next(iter(spec.axes))}={a_label}", c_items + a_items)
-                  for c_label, c_items in named for a_label, a_items in grid]
-    else:
-        combos = grid or named
-    out: list[tuple[str, dict[str, Any]]] = []
-    for label, items in combos or [("base", [])]:
-        settings = copy.deepcopy(base)
-        for k, v in items:
-            _set_dotted(settings, k, v)
-        out.append((label, settings))
-    seen: dict[str, str] = {}
-    checked: list[tuple[str, dict[str, Any]]] = []
-    for label, settings in out:
-        try:
-            check_text("label", label)
-        except ValueError as err:
-            raise SpecError(f"configuration {label!r}: {err}") from None
-        if label in seen:
-            raise SpecError(f"two configurations are both labelled {label!r}; give each a "
-                            "distinct label")
-        try:
-            full = TrainSpec.model_validate(settings).model_dump()
-        except ValidationError as err:
-            raise SpecError(f"configuration {label!r}: {_first_error(err)}") from None
-        except ValueError as err:
-            raise SpecError(f"configuration {label!r}: {err}") from None
-        same = json.dumps(full, sort_keys=True, default=str)
-        twin = next((other for other, text in seen.items() if text == same), None)
-        if twin is not None:
-            raise SpecError(f"configurations {twin!r} and {label!r} have identical settings, so "
-                            "they would be the same trials; remove one, or make them differ")
-        seen[label] = same
-        checked.append((label, full))
-    if spec.baseline is not None and spec.baseline not in seen:
-        raise SpecError(f"baseline={spec.baseline!r} is not a configuration; the labels are: "
-                        f"{', '.join(label for label, _ in checked)}")
-    return checked
-
-
-def _first_error(err: ValidationError) -> str:
+def first_error(err: ValidationError) -> str:
+    """The first error of a validation, as ``where: message (got value)``."""
     e = err.errors()[0]
     where = ".".join(str(p) for p in e["loc"])
     msg = e["msg"].removeprefix("Value error, ")
@@ -717,6 +552,8 @@ def parse_spec(data: dict[str, Any], *, source: str = "<spec>", text: str | None
             if parent is not None:
                 extra = f"; allowed: {', '.join(parent.model_fields)}"
         raise SpecError(f"{place}: {where}: {msg}{got}{extra}") from None
+    from optimlab.lab.grid import configurations  # grid builds on this module's models
+
     try:
         configurations(spec)
     except SpecError as err:

@@ -1,5 +1,8 @@
 """The store: one SQLite file that is the single source of truth for every study in it.
 
+(Over 500 lines on purpose: the schema, its migrations, the row types and the queries are one
+contract that changes together.)
+
 Tables: ``meta`` (marks the file as optimlab's and gives the schema version), ``studies``,
 ``trials`` (configuration, seed, status, timings, environment, final and best metrics),
 ``epochs`` (one row of metrics per trial and epoch) and ``steps`` (loss, learning rate and

@@ -221,7 +221,7 @@ def test_a_study_runs_on_cuda_and_the_store_says_so(tmp_path) -> None:
     out = run_study(parse_spec(small(device="cuda")), tmp_path / "s.db")
     assert out.counts == {"completed": 2}
     done = rows(tmp_path / "s.db")
-    assert {r.device for r in done} == {"cuda:0"} and all(r.env["gpu"] for r in done)
+    assert all(r.device.startswith("cuda") and r.env["gpu"] for r in done)
     assert all(0.0 <= r.final["val_accuracy"] <= 1.0 for r in done)
 
 

@@ -210,6 +210,8 @@ def work(db_path: str, spec: StudySpec | dict[str, Any], keys: list[str] | None 
     """
     spec = spec if isinstance(spec, StudySpec) else parse_spec(spec)
     run = run or uuid.uuid4().hex[:12]  # a call is one run: what fails in it is not retried
+    if keys is None:  # only this spec's trials: others of the study may be on other data
+        keys = [t.key for t in expand(spec)]
     if threads:
         torch.set_num_threads(threads)
     chosen = resolve_device(device or spec.device)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from optimlab.errors import DataError
@@ -101,8 +100,7 @@ class StudyData:
 
     def __init__(self, data: DataSpec) -> None:
         self.spec = data
-        self.dataset = load_dataset(data)
-        self.fingerprint = fingerprint(self.dataset)
+        self.dataset, self.fingerprint = _loaded(data)
         if data.fingerprint is not None and data.fingerprint != self.fingerprint:
             raise DataError(f"the data of {data.describe()} changed since the study started "
                             f"(content {self.fingerprint}, the trials were keyed with "
@@ -116,19 +114,33 @@ class StudyData:
         return self._splits[key]
 
 
-_CACHE: dict[str, StudyData] = {}
+def _stamp(data: DataSpec) -> str:
+    """A hash of the data file's bytes (empty for a named dataset): far cheaper than parsing
+    it again, and exact where a size and a modification time can repeat."""
+    for name in (data.csv, data.npz):
+        if name is not None and os.path.isfile(name):
+            h = hashlib.sha256()
+            with open(name, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            return h.hexdigest()
+    return ""
+
+
+_LOADED: dict[str, tuple[Any, str]] = {}
+
+
+def _loaded(data: DataSpec) -> tuple[Any, str]:
+    """(dataset, fingerprint), loaded once per process while the file is unchanged (the check
+    before a run and the run itself share one load)."""
+    key = json.dumps([data.identity(), _stamp(data)], sort_keys=True, default=str)
+    if key not in _LOADED:
+        _LOADED.clear()  # one study's data at a time
+        ds = load_dataset(data)
+        _LOADED[key] = (ds, fingerprint(ds))
+    return _LOADED[key]
 
 
 def prepare_data(data: DataSpec, trial_seed: int = 0) -> Any:
-    """The split a trial with seed ``trial_seed`` trains on (the data loaded once per process
-    while its files are unchanged)."""
-    stamp = ""
-    for name in (data.csv, data.npz):
-        if name is not None and os.path.exists(name):
-            st = Path(name).stat()
-            stamp = f"{st.st_size}:{st.st_mtime_ns}"
-    key = json.dumps([data.model_dump(), stamp], sort_keys=True, default=str)
-    if key not in _CACHE:
-        _CACHE.clear()  # one study's data at a time
-        _CACHE[key] = StudyData(data)
-    return _CACHE[key].split(trial_seed)
+    """The split a trial with seed ``trial_seed`` trains on."""
+    return StudyData(data).split(trial_seed)

@@ -128,3 +128,126 @@ def test_compare_end_to_end_writes_the_store_and_the_report(tmp_path, monkeypatc
     assert Path("c.db").stat().st_size > 0
     html = Path("c.html").read_text()
     assert "Adam" in html and "SGD" in html
+
+
+# -- no tracebacks: every listed case is a message and exit 2; a bug is exit 1 with a log ------
+@pytest.mark.parametrize("argv, words", [
+    (["run", "s.toml", "--threads", "-1"], ["--threads", "-1 is not a positive integer"]),
+    (["run", "s.toml", "--workers", "0"], ["--workers", "0 is not a positive integer"]),
+    (["compare", "--workers", "-3"], ["--workers", "-3 is not a positive integer"]),
+    (["compare", "--name", ""], ["--name", "is blank"]),
+    (["compare", "--device", "tpu"], ["--device", "invalid choice"]),
+])
+def test_bad_flags_are_refused_by_the_parser(argv, words, capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err
+
+
+def test_report_into_an_existing_folder_is_refused_and_leaves_nothing(tmp_path, capsys) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.replace("seeds = 2", "seeds = 1"))
+    db = tmp_path / "s.db"
+    assert main(["run", str(spec), "--db", str(db), "--report", "", "--json"]) == 0
+    capsys.readouterr()
+    (tmp_path / "out").mkdir()
+    assert main(["report", str(db), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder; give a file name" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("*.tmp")) and not list((tmp_path / "out").iterdir())
+
+
+def test_an_unwritable_report_path_is_refused_before_any_training(tmp_path, capsys) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC)
+    (tmp_path / "afile").write_text("x")
+    db = tmp_path / "s.db"
+    assert main(["run", str(spec), "--db", str(db), "--report",
+                 str(tmp_path / "afile" / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "--report" in err and "is a file, not a folder" in err
+    assert not db.exists()  # nothing ran
+
+
+def test_a_damaged_store_is_a_clear_message(tmp_path, capsys) -> None:
+    import shutil
+
+    db = tmp_path / "g.db"
+    shutil.copy(Path(__file__).parent / "data" / "store-v1.db", db)
+    main(["list", str(db)])
+    capsys.readouterr()
+    with open(db, "r+b") as fh:
+        for page in range(2, db.stat().st_size // 4096):
+            fh.seek(page * 4096 + 40)
+            fh.write(b"garbage" * 300)
+    codes = [main(["list", str(db), "--study", "v1-study"]),
+             main(["report", str(db), "-o", str(tmp_path / "r.html")])]
+    err = capsys.readouterr().err
+    assert codes == [2, 2] and "is damaged" in err and "Traceback" not in err
+
+
+def test_markup_in_labels_and_names_is_shown_as_text(tmp_path, capsys) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC.replace('name = "cli-study"', 'name = "[bold]study[/bold]"').replace(
+        '[axes]\noptimizer = ["sgd", "adam"]',
+        '[[configs]]\nlabel = "[/bold]x"\noptimizer = "sgd"\n[[configs]]\nlabel = "[red]y"\n'
+        'optimizer = "adam"').replace('baseline = "sgd"', 'baseline = "[/bold]x"'))
+    db = tmp_path / "s.db"
+    assert main(["run", str(spec), "--db", str(db), "--report", str(tmp_path / "r.html")]) == 0
+    out = capsys.readouterr().out
+    assert "[/bold]x" in out and "[red]y" in out and "[bold]study[/bold]" in out
+    assert main(["list", str(db), "--study", "[bold]study[/bold]"]) == 0
+    assert "[/bold]x" in capsys.readouterr().out
+    assert main(["validate", str(spec)]) == 0
+    assert "[/bold]x" in capsys.readouterr().out
+
+
+def test_a_file_that_is_not_a_checkpoint_or_spec_is_named_not_echoed(tmp_path, capsys) -> None:
+    secret = "SECRET-TOKEN-1234"
+    csv = tmp_path / "file.csv"
+    csv.write_text(f"a,b\n{secret},2\n")
+    assert main(["landscape", "--checkpoint", str(csv)]) == 2
+    blob = tmp_path / "spec.toml"
+    blob.write_bytes(b"\xff\xfe" + secret.encode() + b"\x00\x89PNG")
+    assert main(["validate", str(blob)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a readable optimlab checkpoint" in err and "is not UTF-8 text" in err
+    assert secret not in err and "weights_only" not in err and "Traceback" not in err
+
+
+def test_an_unexpected_error_is_a_bug_exit_1_with_its_traceback_in_a_log(
+        tmp_path, capsys, monkeypatch) -> None:
+    import optimlab.commands.datasets as datasets
+
+    def broken(args):  # a third-party function failing: not the user's mistake
+        return json.loads("{not json")
+
+    monkeypatch.setattr(datasets, "run", broken)
+    monkeypatch.setenv("OPTIMLAB_LOG_DIR", str(tmp_path))
+    assert main(["datasets"]) == 1
+    err = capsys.readouterr().err
+    assert "a bug in optimlab" in err and "JSONDecodeError" in err and "Traceback" not in err
+    logs = list(tmp_path.glob("optimlab-crash-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in err
+    assert "Traceback (most recent call last)" in logs[0].read_text()
+
+
+def test_only_the_projects_own_errors_are_user_errors() -> None:
+    from optimlab._checks import check_number
+    from optimlab.errors import UserError, is_user_error
+
+    def raised(fn):  # type: ignore[no-untyped-def]
+        try:
+            fn()
+        except Exception as err:  # the point is to look at any error
+            return err
+        raise AssertionError("no error")
+
+    assert is_user_error(UserError("x"))
+    assert is_user_error(raised(lambda: check_number("lr", -1, low=0)))
+    assert not is_user_error(raised(lambda: json.loads("{")))
+    assert not is_user_error(raised(lambda: {}["key"]))

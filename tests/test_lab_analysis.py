@@ -16,7 +16,7 @@ from optimlab.lab import stats
 from optimlab.lab.analysis import analyze
 from optimlab.lab.runner import register_study
 from optimlab.lab.spec import parse_spec
-from optimlab.lab.store import Store
+from optimlab.lab.store import Store, TrialResult
 
 LABELS = ["sgd", "adam", "boom", "flaky"]
 
@@ -41,7 +41,7 @@ def _record(store: Store, spec: dict[str, Any], outcome: Any) -> None:
     steps to target or None); status "failed" stores a failure, "pending" leaves it."""
     study = parse_spec(spec)
     study_id, _ = register_study(store, study)
-    while (row := store.claim(study_id)) is not None:
+    while (row := store.claim(study_id, run="record")) is not None:
         status, value, steps = outcome(row.label, row.seed)
         if status == "failed":
             store.fail(row.id, f"Traceback …\nRuntimeError: broke on seed {row.seed}")
@@ -53,11 +53,11 @@ def _record(store: Store, spec: dict[str, Any], outcome: Any) -> None:
         target = {"metric": "val_accuracy", "value": 0.9, "reached": steps is not None,
                   "step": steps, "seconds": None if steps is None else steps / 100,
                   "epoch": None}
-        store.finish(row.id, status=status, wall_time=1.0 + row.seed, train_time=0.5,
-                     steps=100, stop_step=None, reason="", env={"python": "3"},
-                     final=final, best={"val_accuracy": {"epoch": 1, "value": value}}
-                     if status != "diverged" else {}, target=target, epochs=[],
-                     step_rows={})
+        store.finish(row.id, TrialResult(
+            status=status, wall_time=1.0 + row.seed, train_time=0.5, steps=100,
+            stop_step=None, reason="", env={"python": "3"}, final=final,
+            best={"val_accuracy": {"epoch": 1, "value": value}} if status != "diverged" else {},
+            target=target, epochs=[], step_rows={}))
 
 
 def _outcome(label: str, seed: int) -> tuple[str, float, int | None]:

@@ -156,16 +156,6 @@ def test_two_runners_on_one_file_lose_nothing_and_repeat_nothing(tmp_path) -> No
         assert all(len(store.epochs(r.id)) == 2 for r in rows)
 
 
-def test_workers_run_the_study_in_parallel_processes(tmp_path) -> None:
-    # trials long enough that the first worker cannot claim them all before the second starts
-    spec = load_spec(write_spec(tmp_path, epochs=30))
-    out = run_study(spec, tmp_path / "w.db", workers=2)
-    assert out.counts == {"completed": 6}
-    with Store(tmp_path / "w.db") as store:
-        pids = {r.pid for r in store.trials(store.study()[0])}
-    assert len(pids) == 2 and os.getpid() not in pids
-
-
 def test_corrupt_and_foreign_files_get_a_clear_error(tmp_path) -> None:
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not sqlite" * 100)
@@ -268,3 +258,124 @@ def test_full_batch_can_be_written_in_toml(tmp_path) -> None:
     with Store(tmp_path / "f.db") as store:
         assert all(r.steps == 2 for r in store.trials(store.study()[0]))  # one update per epoch
     assert out.counts == {"completed": 3}
+
+
+# -- schema 2: named rows, None for "not measured", migration from schema 1 -----------------
+V1 = Path(__file__).parent / "data" / "store-v1.db"  # made by tests/data/make_store_v1.py
+# with optimlab at commit 2767263 (schema 1): iris, lr 0.05 (2 seeds completed, seed 0 reached
+# the target) and lr 1e6 (seed 0 diverged, seed 1 marked failed)
+
+
+def test_a_schema_1_store_opens_upgraded_and_reads_as_it_was_written(tmp_path) -> None:
+    import shutil
+
+    from optimlab.lab.analysis import analyze
+    from optimlab.lab.store import SCHEMA_VERSION
+    from optimlab.viz.report import write_report
+
+    db = tmp_path / "old.db"
+    shutil.copy(V1, db)
+    with Store(db) as store:
+        version = store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        assert int(version.fetchone()[0]) == SCHEMA_VERSION == 2
+        study_id, name, _ = store.study()
+        rows = store.trials(study_id)
+        assert name == "v1-study" and len(rows) == 4
+        by = {(r.label, r.seed): r for r in rows}
+        reached, missed = by[("0.05", 0)], by[("0.05", 1)]
+        assert reached.target["reached"] is True and reached.target["step"] == 12
+        assert missed.target["reached"] is False
+        assert missed.target["step"] is None and missed.target["seconds"] is None  # not NaN
+        assert reached.final["val_accuracy"] == 0.7 and reached.device == "cpu"
+        assert by[("1e+06", 0)].status == "diverged" and by[("1e+06", 0)].best == {}
+        assert by[("1e+06", 1)].error == "ValueError: made to fail for the fixture"
+        assert by[("1e+06", 1)].traceback is None and reached.warnings == []
+        assert store.epochs(reached.id)[-1]["epoch"] == 1.0
+        assert store.layer_grads(reached.id) == []
+        a = analyze(store)  # the old trial keys still match the stored spec
+        assert {c.label: c.n for c in a.configs} == {"0.05": 2, "1e+06": 2}
+    with Store(db) as store:  # opening again: nothing left to migrate
+        assert len(store.trials(store.study()[0])) == 4
+    assert "v1-study" in write_report(db, out=tmp_path / "r.html").read_text()
+
+
+def test_rows_are_read_by_name_and_a_result_is_one_object(tmp_path) -> None:
+    from optimlab.lab.store import TrialResult
+
+    with Store(tmp_path / "s.db") as store:
+        sid = store.ensure_study("x", {"name": "x"})
+        store.add_trials(sid, [("k", "a", {"lr": 0.1}, 0)])
+        row = store.claim(sid, run="r1")
+        store.finish(row.id, TrialResult(
+            status="completed", wall_time=1.5, train_time=1.0, steps=3, stop_step=None,
+            reason="", env={"device": "cpu"}, final={"val_loss": float("nan"),
+                                                      "val_accuracy": 0.5},
+            best={}, target={"reached": False, "step": None}, device="cpu",
+            epochs=[{"epoch": 0, "val_loss": float("inf")}],
+            step_rows={"step": [1, 2, 3], "loss": [1.0, float("nan"), 0.5],
+                       "lr": [0.1] * 3, "grad_norm": [1.0, 2.0, 3.0]},
+            layer_grads=[{"epoch": 0, "mean": {"l": 1.0}, "min": {"l": 1.0},
+                          "max": {"l": 1.0}}]))
+        got = store.trial(row.id)
+        assert got.status == "completed" and got.wall_time == 1.5 and got.run == "r1"
+        assert got.final["val_accuracy"] == 0.5 and got.final["val_loss"] != got.final[
+            "val_loss"]  # NaN measured stays NaN
+        assert got.target == {"reached": False, "step": None}  # not measured stays None
+        assert store.epochs(row.id)[0]["val_loss"] == float("inf")
+        assert store.layer_grads(row.id)[0]["mean"] == {"l": 1.0}
+        steps = store.steps(row.id)
+        assert steps["loss"][0] == 1.0 and steps["loss"][1] != steps["loss"][1]
+
+
+def test_garbage_in_the_middle_of_a_store_is_a_clear_error(tmp_path) -> None:
+    import shutil
+
+    db = tmp_path / "g.db"
+    shutil.copy(V1, db)
+    Store(db).close()  # upgraded, then damaged
+    size = db.stat().st_size
+    with open(db, "r+b") as fh:
+        for page in range(2, size // 4096):
+            fh.seek(page * 4096 + 40)
+            fh.write(b"garbage" * 300)
+    damaged = r"is damaged .*malformed.*move it aside.*\.recover"
+    with pytest.raises(StoreError, match=damaged), Store(db) as store:
+        for s in store.studies():
+            for r in store.trials(s["id"]):
+                store.epochs(r.id)
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A store file this process cannot write: chmod for a user, the immutable flag for root."""
+    db = tmp_path / "ro.db"
+    spec = load_spec(write_spec(tmp_path, epochs=1)).model_copy(update={"seeds": 1})
+    run_study(spec, db)
+    for extra in tmp_path.glob("ro.db-*"):
+        extra.unlink()
+    if os.geteuid() != 0:
+        db.chmod(0o444)
+        yield db
+        db.chmod(0o644)
+        return
+    if subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode != 0:
+        pytest.skip("running as root on a file system without chattr +i: no read-only file")
+    try:
+        yield db
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], check=True)
+
+
+def test_a_read_only_store_is_read_and_refuses_writes_clearly(read_only, tmp_path) -> None:
+    with Store(read_only) as store:
+        assert store.trials(store.study()[0])[0].status == "completed"
+        with pytest.raises(StoreError, match=r"cannot be written|read-only"):
+            store.ensure_study("another", {"name": "another"})
+    more = load_spec(write_spec(tmp_path, epochs=2)).model_copy(update={"seeds": 1})
+    with pytest.raises(StoreError, match=r"cannot be written|read-only"):
+        run_study(more, read_only)
+    from optimlab.cli import main
+
+    assert main(["list", str(read_only)]) == 0
+    assert main(["run", str(write_spec(tmp_path, epochs=2)), "--db", str(read_only),
+                 "--report", ""]) == 2

@@ -391,9 +391,9 @@ def test_only_picks_the_configurations_drawn(db: Path, tmp_path: Path,
 def test_failure_reasons_are_shown_in_the_summary_and_the_report(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    import optimlab.lab.runner as runner
+    import optimlab.lab.trial as trial
 
-    real = runner.build_trainer
+    real = trial.build_trainer
 
     def fragile(spec: object, settings: dict[str, object], seed: int, *a: object,
                 **kw: object) -> object:
@@ -401,7 +401,7 @@ def test_failure_reasons_are_shown_in_the_summary_and_the_report(
             raise RuntimeError("the GPU caught fire")
         return real(spec, settings, seed, *a, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(runner, "build_trainer", fragile)
+    monkeypatch.setattr(trial, "build_trainer", fragile)
     spec = tmp_path / "s.toml"
     spec.write_text('name = "fragile"\nseeds = 2\nbaseline = "sgd"\n[data]\ndataset = "iris"\n'
                     '[train]\nmodel = { type = "mlp", hidden = [8] }\nepochs = 1\n'

@@ -2,9 +2,10 @@
 
 Each module defines ``ORDER`` (its place in ``optimlab --help``) and
 ``register(subparsers) -> None``, which adds its parser and sets ``func`` to a handler
-``(args) -> int``. The handler raises ``optimlab.cli.UserError`` (or ``ValueError``,
-``FileNotFoundError``) for mistakes in what the user asked for: the CLI prints those without a
-traceback and exits with code 2.
+``(args) -> int``. The handler raises ``optimlab.errors.UserError`` (or a ``ValueError`` /
+``OSError`` from optimlab's own checks) for mistakes in what the user asked for: the CLI prints
+those without a traceback and exits with code 2. Anything else is a bug: exit 1, traceback in a
+log file. Modules whose name starts with ``_`` hold what commands share.
 """
 
 from __future__ import annotations

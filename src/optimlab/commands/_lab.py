@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from optimlab.commands._study import markup_safe as safe
 from optimlab.lab import answer, words
 from optimlab.lab.runner import Outcome, expand, run_study
 from optimlab.lab.spec import StudySpec
@@ -42,11 +42,12 @@ def run_with_progress(spec: StudySpec, db: str, workers: int, quiet: bool,
         return run_study(spec, db, workers=workers, threads=threads, on_trial=line)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err) as bar:
-        task = bar.add_task(spec.name, total=total, last="")
+        task = bar.add_task(safe(spec.name), total=total, last="")
 
         def advance(row: Any, status: str) -> None:
             bar.update(task, advance=1,
-                       last=f"{row.label} seed {row.seed}: {FINISHED_WORDS.get(status, status)}")
+                       last=f"{safe(row.label)} seed {row.seed}: "
+                            f"{FINISHED_WORDS.get(status, status)}")
 
         def poll(counts: dict[str, int]) -> None:
             done = sum(v for k, v in counts.items() if k in FINISHED_WORDS)
@@ -72,7 +73,7 @@ def ranking_table(analysis: Any) -> Table:
     percent = analysis.percent
     metric = words.metric_words(analysis.monitor)
     unit = " (%)" if percent else ""
-    table = Table(title=f"{analysis.study}: final {metric} across seeds "
+    table = Table(title=f"{safe(analysis.study)}: final {metric} across seeds "
                         f"({'higher' if analysis.mode == 'max' else 'lower'} is better)")
     for col, justify in (("rank", "right"), ("configuration", "left"),
                          (f"final{unit}", "right"), ("95% CI", "right"),
@@ -92,7 +93,7 @@ def ranking_table(analysis: Any) -> Table:
         if entry.rank is None:
             notes.append("no rank: < 2 finite seeds")
         table.add_row(str(entry.rank) if entry.rank is not None else words.DASH,
-                      escape(c.label), words.num(s.mean, percent),
+                      safe(c.label), words.num(s.mean, percent),
                       words.interval(s.ci_low, s.ci_high, percent),
                       words.num(c.summary_best.mean, percent),
                       words.num(c.summary_test.mean, percent), f"{s.n_finite}/{s.n}",
@@ -106,23 +107,23 @@ def print_results(analysis: Any, console: Console) -> None:
     console.print(ranking_table(analysis))
     console.print()
     for sentence in answer.answer(analysis):
-        console.print(escape(sentence))
+        console.print(safe(sentence))
     if analysis.comparisons:
-        console.print(f"\nAgainst the baseline ({escape(analysis.baseline)}), paired by seed:")
+        console.print(f"\nAgainst the baseline ({safe(analysis.baseline)}), paired by seed:")
         for comparison in analysis.comparisons.values():
-            console.print(f"  • {escape(comparison.statement)}")
+            console.print(f"  • {safe(comparison.statement)}")
     for c in analysis.configs:
         if c.steps_to_target is not None:
-            console.print(f"  {escape(c.label)}: {escape(c.steps_to_target.statement)}")
+            console.print(f"  {safe(c.label)}: {safe(c.steps_to_target.statement)}")
     failures = [(c.label, seed, reason) for c in analysis.configs for seed, reason in c.failures]
     if failures:
         console.print("\nFailed trials:")
         for label, seed, reason in failures:
-            console.print(f"  • {escape(label)} (seed {seed}): {escape(reason)}")
+            console.print(f"  • {safe(label)} (seed {seed}): {safe(reason)}")
     note = rmsprop_note(analysis)
     if note:
-        console.print(f"\n[dim]{escape(note)}[/dim]")
-    console.print(f"\n[dim]{escape(answer.sources_of_variance(analysis.resplit))}[/dim]")
+        console.print(f"\n[dim]{safe(note)}[/dim]")
+    console.print(f"\n[dim]{safe(answer.sources_of_variance(analysis.resplit))}[/dim]")
 
 
 def rmsprop_note(analysis: Any) -> str:
@@ -215,5 +216,5 @@ def run_and_report(spec: StudySpec, args: Any) -> int:
         out = console()
         print_results(analysis, out)
         if report is not None:
-            out.print(f"\nreport: {report}   store: {args.db}")
+            out.print(f"\nreport: {safe(report)}   store: {safe(args.db)}")
     return 1 if outcome.failed else 0

@@ -20,6 +20,8 @@ import argparse
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from optimlab.commands._study import add_study_flags, study_name
+
 ORDER = 10
 
 
@@ -135,19 +137,10 @@ def _task(dataset: str) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from optimlab.commands._lab import run_and_report
+    from optimlab.commands._study import prepare
     from optimlab.lab.spec import parse_spec
 
-    return run_and_report(parse_spec(build_spec(args), source="compare"), args)
-
-
-def add_study_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default="optimlab.db", help="the store file (default optimlab.db)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="run trials in this many processes (default 1)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads per process (default: torch's choice with one worker, "
-                        "cores ÷ workers with several; 1 helps on a busy machine)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    return run_and_report(prepare(parse_spec(build_spec(args), source="compare"), args), args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -170,7 +163,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=20, help="epochs per trial (default 20)")
     p.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
     p.add_argument("--hidden", type=int, default=128, help="hidden units (default 128)")
-    p.add_argument("--name", help="study name (default compare-DATASET)")
+    p.add_argument("--name", type=study_name, help="study name (default compare-DATASET)")
     p.add_argument("--report", default="report.html",
                    help="HTML report to write ('' for none; default report.html)")
     p.add_argument("--quick", action="store_true", help="3 epochs: a smoke test of the setup")

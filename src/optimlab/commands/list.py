@@ -13,6 +13,7 @@ ORDER = 35
 
 
 def run(args: argparse.Namespace) -> int:
+    from optimlab.commands._study import markup_safe as safe
     from optimlab.lab.store import Store
 
     with Store(args.db, create=False) as store:
@@ -21,12 +22,12 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(studies, indent=2))
                 return 0
-            table = Table(title=f"studies in {args.db}")
+            table = Table(title=f"studies in {safe(args.db)}")
             for col in ("study", "trials", "status", "updated"):
                 table.add_column(col)
             for s in studies:
                 status = ", ".join(f"{n} {k}" for k, n in sorted(s["by_status"].items()))
-                table.add_row(s["name"], str(s["trials"]), status,
+                table.add_row(safe(s["name"]), str(s["trials"]), status,
                               time.strftime("%Y-%m-%d %H:%M", time.localtime(s["updated"])))
             Console().print(table)
             return 0
@@ -37,16 +38,18 @@ def run(args: argparse.Namespace) -> int:
                                "epochs": len(store.epochs(r.id)), "steps": r.steps,
                                "stop_step": r.stop_step, "reason": r.reason,
                                "wall_time": r.wall_time, "final": r.final, "best": r.best,
-                               "error": r.error} for r in rows], indent=2, default=str))
+                               "device": r.device, "error": r.error, "traceback": r.traceback,
+                               "warnings": r.warnings} for r in rows],
+                             indent=2, default=str))
             return 0
-        table = Table(title=f"trials of {name}")
+        table = Table(title=f"trials of {safe(name)}")
         for col in ("configuration", "seed", "status", "epochs", "steps", "time", "note"):
             table.add_column(col)
         for r in rows:
             note = r.error or r.reason or ""
-            table.add_row(r.label, str(r.seed), r.status, str(len(store.epochs(r.id)) or ""),
-                          str(r.steps or ""), f"{r.wall_time:.1f}s" if r.wall_time else "",
-                          note)
+            table.add_row(safe(r.label), str(r.seed), r.status,
+                          str(len(store.epochs(r.id)) or ""), str(r.steps or ""),
+                          f"{r.wall_time:.1f}s" if r.wall_time else "", safe(note))
         Console().print(table)
     return 0
 

@@ -9,12 +9,14 @@ ORDER = 30
 
 
 def run(args: argparse.Namespace) -> int:
+    from optimlab.commands._study import check_output_file
     from optimlab.viz.report import write_report
 
     db = Path(args.db)
     if not db.is_file():
         raise FileNotFoundError(f"no store at {db}; give the .db file a study wrote (optimlab "
                                 "compare or optimlab run SPEC)")
+    check_output_file(args.output, "-o")
     path = write_report(db, args.study, out=args.output, png_dir=args.png, smooth=args.smooth,
                         landscape=args.landscape, only=args.only)
     print(path)

@@ -8,8 +8,10 @@ labels to ``0..k-1``, keeping the original labels in ``info["classes"]`` and
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +59,18 @@ def load_csv(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CSV file {str(path)!r} does not exist; check the path")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        rows = [r for r in csv.reader(fh, delimiter=delimiter) if any(c.strip() for c in r)]
+    raw_bytes = path.read_bytes()
+    try:
+        text = raw_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw_bytes[:err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{str(path)!r} is not UTF-8 text (line {line} holds a byte that UTF-8 does not "
+            f"allow); save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path.name} > "
+            f"{path.stem}-utf8{path.suffix}"
+        ) from None
+    rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+            if any(c.strip() for c in r)]
     if not rows:
         raise ValueError(f"{str(path)!r} is empty; it needs at least one row of data")
     if header is None:
@@ -119,6 +131,18 @@ def load_csv(
                 )
             X[i, k] = value
 
+    bad = ~np.isfinite(X)
+    if bad.any():
+        i, k = (int(v) for v in np.argwhere(bad)[0])
+        line = i + 1 + (1 if header else 0)
+        cell = data[i][feature_cols[k]].strip()
+        what = "is empty or marked missing" if np.isnan(X[i, k]) else f"is {cell!r} (infinite)"
+        rows_bad = int(bad.any(axis=1).sum())
+        raise ValueError(
+            f"feature column {col_name(feature_cols[k])!r} of {str(path)!r} {what} on line "
+            f"{line} ({rows_bad} row{'s' if rows_bad != 1 else ''} in all hold a missing or "
+            "infinite value); fill them in or drop those rows"
+        )
     raw = [row[t_col].strip() for row in data]
     parsed = [_number(c) for c in raw]
     y: np.ndarray
@@ -156,14 +180,27 @@ def load_npz(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"npz file {str(path)!r} does not exist; check the path")
-    with np.load(path, allow_pickle=False) as archive:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
+        raise ValueError(f"{str(path)!r} is not a numpy .npz archive of numeric arrays (write "
+                         "one with numpy.savez(path, X=features, y=targets))") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{str(path)!r} holds a single array, not an .npz archive with X and "
+                         "y (write one with numpy.savez(path, X=features, y=targets))")
+    with archive:
         keys = list(archive.keys())
         for key, arg in ((x_key, "x_key"), (y_key, "y_key")):
             if key not in keys:
                 raise ValueError(f"{arg}={key!r} is not in {str(path)!r}; its arrays are {keys}")
-        X = archive[x_key]
-        y = archive[y_key]
-        names = [str(s) for s in archive["feature_names"]] if "feature_names" in keys else None
+        try:
+            X = archive[x_key]
+            y = archive[y_key]
+            names = ([str(s) for s in archive["feature_names"]] if "feature_names" in keys
+                     else None)
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError):
+            raise ValueError(f"{str(path)!r}: its arrays cannot be read (damaged, or object "
+                             "arrays, which are never loaded: they could run code)") from None
     if X.dtype.kind not in "biuf":
         raise ValueError(f"array {x_key!r} in {str(path)!r} has dtype {X.dtype}; "
                          "features must be numeric")

@@ -1,11 +1,19 @@
-"""Running a study: expand it into trials, and run each trial once, resumably.
+"""Running a study: check it, expand it into trials, and run each trial once, resumably.
 
-A trial is (configuration, seed). Its key is a hash of its full settings and seed, so running the
-same study again finds the trials already finished and skips them, while a changed setting makes
-a new trial. Each trial checkpoints after every epoch (``<store>.ckpt/<key>/last.pt``); a trial
-that was interrupted continues from there, exactly. Trials are claimed through the store, so any
-number of runners — ``--workers N`` processes here, or other machines on a shared file — divide
-the work without running anything twice.
+A trial is (configuration, seed). Its key is a hash of everything that decides its result —
+the data (its source and a hash of its content), the full settings, the seed and the target —
+so running the same study again finds the trials already finished and skips them, while a
+changed setting, an edited data file or another target makes new trials. Each trial
+checkpoints after every epoch (``<store>.ckpt/<key>/last.pt``); a trial that was interrupted
+continues from there, exactly (a checkpoint that cannot be read is set aside with a warning and
+the trial starts again). Trials are claimed through the store, so any number of runners —
+``--workers N`` processes here, or other machines on a shared file — divide the work without
+running anything twice. Every worker runs the spec it was given (never one re-read by name).
+
+A trial that fails is recorded with its reason and printed as it happens; it is not retried in
+the run it failed in (a bad input fails the same way again) but is by the next run, after the
+cause is fixed. A failure that is not a user error is a bug: its traceback goes to the store and
+to a log file named in the message.
 """
 
 from __future__ import annotations
@@ -16,11 +24,11 @@ import json
 import math
 import multiprocessing
 import os
-import platform
-import shutil
-import socket
+import sys
+import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +36,27 @@ from typing import Any
 
 import torch
 
-from optimlab.lab.spec import DataSpec, StudySpec, configurations, parse_spec
-from optimlab.lab.store import FINISHED, Store, TrialRow
-from optimlab.train.callbacks import Callback, EarlyStopping, ModelCheckpoint, TimeToTarget
-from optimlab.train.callbacks.monitoring import metric_mode
+from optimlab.errors import is_user_error, one_line, save_traceback
+from optimlab.lab.checks import StudyFacts, check_study, resolve_device, updates_per_epoch
+from optimlab.lab.grid import configurations
+from optimlab.lab.spec import StudySpec, parse_spec
+from optimlab.lab.store import FINISHED, Store, StoreError, TrialRow
+from optimlab.lab.studydata import StudyData, prepare_data
+from optimlab.lab.trial import build_trainer, environment, monitor_for, run_trial
+
+__all__ = ["Outcome", "Trial", "build_trainer", "choose_threads", "expand", "monitor_for",
+           "prepare_data", "register_study", "run_study", "run_trial", "trial_key", "work"]
+
+#: settings added after schema 1, left out of a trial's key while they hold these defaults (so
+#: the keys of studies stored before them stay what they were)
+_LATER_SETTINGS: dict[str, Any] = {"clip_grad_value": None, "swa": None, "ema": None,
+                                   "snapshot": None, "plateau": None, "layer_grads": False}
+_LATER_DATA: dict[str, Any] = {"resplit": False, "fingerprint": None}
+
+#: below this many multiply-adds per forward pass (parameters × rows per update) one thread per
+#: process is fastest: more threads cost more in synchronisation than they save (measured by
+#: benchmarks/threads.py)
+SMALL_WORK = 2e7
 
 
 @dataclass(frozen=True)
@@ -42,165 +67,50 @@ class Trial:
     seed: int
 
 
-def trial_key(settings: dict[str, Any], seed: int, data: dict[str, Any]) -> str:
-    """A stable id for (data, settings, seed): the same trial always gets the same key."""
-    blob = json.dumps({"data": data, "settings": settings, "seed": seed}, sort_keys=True,
-                      default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def trial_key(settings: dict[str, Any], seed: int, data: dict[str, Any],
+              target: dict[str, Any] | None = None) -> str:
+    """A stable id for (data, settings, seed, target): the same trial always gets the same key.
+
+    ``data`` includes the content's fingerprint once the runner has loaded it; the target is
+    part of the key from then on (it changes what is recorded). A spec without a fingerprint
+    (a study stored by optimlab before schema 2) keys as it did then.
+    """
+    settings = {k: v for k, v in settings.items()
+                if not (k in _LATER_SETTINGS and v == _LATER_SETTINGS[k])}
+    data = {k: v for k, v in data.items() if not (k in _LATER_DATA and v == _LATER_DATA[k])}
+    blob: dict[str, Any] = {"data": data, "settings": settings, "seed": seed}
+    if data.get("fingerprint") is not None and target is not None:
+        blob["target"] = target
+    text = json.dumps(blob, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def expand(spec: StudySpec) -> list[Trial]:
     """Every (configuration, seed), configurations in spec order, seeds inside."""
     data = spec.data.model_dump()
-    return [Trial(trial_key(settings, seed, data), label, settings, seed)
+    target = spec.target.model_dump() if spec.target is not None else None
+    return [Trial(trial_key(settings, seed, data, target), label, settings, seed)
             for label, settings in configurations(spec) for seed in spec.seed_list]
 
 
-def monitor_for(spec: StudySpec, task: str) -> str:
-    """The metric the study ranks by: ``train.monitor``, else val accuracy or val loss."""
-    if spec.train.monitor:
-        return spec.train.monitor
-    return "val_accuracy" if task in ("binary", "multiclass") else "val_loss"
+def choose_threads(workers: int, work_per_step: float, cores: int | None = None,
+                   load: float | None = None) -> int:
+    """torch threads per worker process.
 
-
-# -- data ----------------------------------------------------------------------------------------
-_DATA_CACHE: dict[str, Any] = {}
-
-
-def prepare_data(data: DataSpec) -> Any:
-    """Load, split and standardize the study's data (cached per process: every trial of a study
-    trains on the very same split)."""
-    from optimlab.data import holdout, load, load_csv, load_npz, standardize, time_split
-
-    key = json.dumps(data.model_dump(), sort_keys=True, default=str)
-    if key in _DATA_CACHE:
-        return _DATA_CACHE[key]
-    if data.dataset is not None:
-        ds = load(data.dataset, **data.options)
-    elif data.csv is not None:
-        ds = load_csv(data.csv, data.target, task=data.task, **data.options)  # type: ignore[arg-type]
-    else:
-        ds = load_npz(data.npz, task=data.task, **data.options)  # type: ignore[arg-type]
-    if data.split == "time":
-        split = time_split(ds, val=data.val, test=data.test)
-    else:
-        split = holdout(ds, val=data.val, test=data.test, seed=data.seed)
-    if data.standardize and split.train.X.dtype.is_floating_point:
-        split, _ = standardize(split)
-    _DATA_CACHE[key] = split
-    return split
-
-
-# -- one trial -----------------------------------------------------------------------------
-class _Heartbeat(Callback):
-    """Tells the store every epoch that this trial's process is alive."""
-
-    def __init__(self, store: Store, trial_id: int) -> None:
-        self.store, self.trial_id = store, trial_id
-
-    def on_epoch_end(self, state: Any) -> None:
-        self.store.heartbeat(self.trial_id)
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    import numpy
-    import sklearn
-
-    import optimlab
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "scikit-learn": sklearn.__version__,
-            "optimlab": optimlab.__version__, "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "host": socket.gethostname(), "device": str(device),
-            "threads": torch.get_num_threads()}
-
-
-def build_trainer(spec: StudySpec, settings: dict[str, Any], seed: int, split: Any,
-                  callbacks: list[Callback]) -> Any:
-    """A Trainer for one trial's settings."""
-    from optimlab.models import build_model, n_outputs
-    from optimlab.schedules import create as create_schedule
-    from optimlab.schedules import linear_scaling
-    from optimlab.train import Trainer
-
-    train = split.train
-    task = train.task
-    model = build_model(settings["model"], tuple(train.X.shape[1:]),
-                        n_outputs(task, train.n_classes, tuple(train.y.shape)), task=task,
-                        seed=seed)
-    lr = settings["lr"]
-    if lr is None:
-        from optimlab.optim import available
-
-        lr = available()[settings["optimizer"]]["defaults"]["lr"]
-    if settings["linear_scaling"]:
-        batch = settings["batch_size"] or len(train)
-        lr = linear_scaling(lr, batch, settings["base_batch_size"])
-    schedule = create_schedule(**settings["schedule"]) if settings["schedule"] else None
-    penalty = {k: settings[k] for k in ("l1", "l2") if settings[k]}
-    return Trainer(model, loss=settings["loss"], optimizer=settings["optimizer"], lr=lr,
-                   optimizer_kwargs=settings["optimizer_kwargs"], schedule=schedule,
-                   schedule_unit=settings["schedule_unit"], metrics=settings["metrics"],
-                   callbacks=callbacks, seed=seed, accumulate=settings["accumulate"],
-                   clip_grad_norm=settings["clip_grad_norm"], penalty=penalty or None,
-                   progress=False)
-
-
-def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path) -> str:
-    """Train one claimed trial and record it (one transaction); return its status."""
-    started = time.perf_counter()
-    settings, seed = row.config, row.seed
-    split = prepare_data(spec.data)
-    task = split.train.task
-    monitor = monitor_for(spec, task)
-    ckpt_dir = ckpt_root / row.key
-    callbacks: list[Callback] = []
-    target_cb = None
-    if spec.target is not None:
-        target_cb = TimeToTarget(spec.target.metric, spec.target.value)
-        callbacks.append(target_cb)
-    if settings["early_stopping"]:
-        callbacks.append(EarlyStopping(monitor, patience=settings["early_stopping"]))
-    stopper = None
-    if settings["early_stopping"]:
-        stopper = callbacks[-1]
-    callbacks.append(_Heartbeat(store, row.id))
-    callbacks.append(ModelCheckpoint(ckpt_dir, monitor=monitor, save_best=False))
-    trainer = build_trainer(spec, settings, seed, split, callbacks)
-    last = ckpt_dir / "last.pt"
-    history = trainer.fit(split.train, split.val, epochs=settings["epochs"],
-                          max_steps=settings["max_steps"], batch_size=settings["batch_size"],
-                          drop_last=settings["drop_last"],
-                          resume=last if last.is_file() else None)
-    final = dict(history.epochs[-1]) if history.epochs else {}
-    if stopper is not None and stopper.best_epoch is not None:  # the weights it restored
-        final = dict(next(e for e in history.epochs if e["epoch"] == stopper.best_epoch))
-    for key in ("epoch", "time"):  # the record's bookkeeping, not metrics
-        final.pop(key, None)
-    if split.test is not None and history.status != "diverged":
-        final.update({f"test_{k}": v for k, v in trainer.evaluate(split.test).items()})
-    best: dict[str, Any] = {}
-    mode = metric_mode(monitor)
-    for key, key_mode in ((monitor, mode), ("val_loss", "min")):
-        try:
-            epoch, value = history.best(key, key_mode)
-            best[key] = {"epoch": epoch, "value": value}
-        except KeyError:
-            pass
-    target = None
-    if target_cb is not None:
-        target = {"metric": spec.target.metric, "value": spec.target.value,  # type: ignore[union-attr]
-                  "reached": target_cb.reached, "step": target_cb.step,
-                  "seconds": target_cb.seconds, "epoch": target_cb.epoch}
-    train_time = sum(e.get("time", 0.0) for e in history.epochs)
-    store.finish(row.id, status=history.status if history.status in FINISHED else "completed",
-                 wall_time=time.perf_counter() - started, train_time=train_time,
-                 steps=history.n_steps, stop_step=history.stop_step, reason=history.reason,
-                 env=environment(trainer.device), final=final, best=best, target=target,
-                 epochs=history.epochs, step_rows=history.steps)
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the store holds the results
-    return history.status
+    1 for small models (parameters × rows per update below :data:`SMALL_WORK`): their matrix
+    products are too small for threads to pay for their synchronisation. Otherwise the cores
+    that are idle — ``cores − load`` (the 1-minute load average: other work on the machine) —
+    shared out among the workers, at least 1: a thread that waits for a core another process
+    holds stalls its siblings at every operation, which on a busy machine costs many times
+    what it gains (``benchmarks/threads.py``).
+    """
+    cores = cores or os.cpu_count() or 1
+    if work_per_step < SMALL_WORK:
+        return 1
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    idle = max(1, int(cores - load + 0.5))
+    return max(1, min(cores, idle) // max(1, workers))
 
 
 # -- running a study -----------------------------------------------------------------------
@@ -212,6 +122,7 @@ class Outcome:
     study: str
     counts: dict[str, int]
     ran: int
+    facts: StudyFacts | None = None
 
     @property
     def failed(self) -> int:
@@ -226,52 +137,163 @@ def ckpt_root_for(db_path: str | os.PathLike[str]) -> Path:
     return Path(f"{db_path}.ckpt")
 
 
+def _content(spec_json: dict[str, Any]) -> str:
+    """What must agree between two runs of one study at the same time (not the device)."""
+    return json.dumps({k: v for k, v in spec_json.items() if k not in ("device", "description")},
+                      sort_keys=True, default=str)
+
+
 def register_study(store: Store, spec: StudySpec) -> tuple[int, list[Trial]]:
-    """Record the study and its trials (new ones only); return (study id, trials)."""
+    """Record the study and its trials (new ones only); return (study id, trials).
+
+    The same name with other data is refused (``StoreError`` naming both): a study's trials
+    share their data. So is a different spec while another process runs this study now.
+    A spec without its data's fingerprint is checked first (:func:`check_study`).
+    """
+    if spec.data.fingerprint is None:
+        spec = check_study(spec)[0]
     trials = expand(spec)
-    study_id = store.ensure_study(spec.name, spec.model_dump(mode="json"))
+    spec_json = spec.model_dump(mode="json")
+
+    def check(stored: dict[str, Any], busy: list[str]) -> None:
+        try:
+            old = parse_spec(stored)
+        except ValueError:
+            old = None  # a stored spec this version no longer reads: it is replaced
+        if old is not None and old.data.identity() != spec.data.identity():
+            raise StoreError(f"study {spec.name!r} in {store.path} was run on "
+                             f"{old.data.describe()}, but this spec uses "
+                             f"{spec.data.describe()}; a study's trials must share their data: "
+                             "give this spec another name, or use another --db")
+        if busy and _content(stored) != _content(spec_json):
+            raise StoreError(f"study {spec.name!r} in {store.path} is being run now by another "
+                             f"process ({', '.join(busy)}) with a different spec; wait for it "
+                             "to finish, or give this spec another name")
+
+    study_id = store.ensure_study(spec.name, spec_json, check)
     store.add_trials(study_id, [(t.key, t.label, t.settings, t.seed) for t in trials])
     return study_id, trials
 
 
-def work(db_path: str, study_name: str, keys: list[str] | None, threads: int | None = None,
-         on_trial: Callable[[TrialRow, str], None] | None = None) -> int:
-    """Claim and run trials of one study until none is left; return how many this ran."""
+def _print_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _warm_up(spec: StudySpec, data: StudyData, device: str) -> None:
+    """One update of the first configuration on a few rows, so that what a process pays once
+    (lazy imports, first kernels) is not counted in its first trial's time."""
+    settings = configurations(spec)[0][1]
+    split = data.split(spec.seed_list[0])
+    rows = min(len(split.train), 16)
+    small = split.train.subset(slice(0, rows))
+    settings = {**settings, "epochs": 1, "max_steps": 1, "batch_size": rows, "accumulate": 1,
+                "swa": None, "ema": None, "snapshot": None, "plateau": None,
+                "early_stopping": None}
+    trainer = build_trainer(spec, settings, 0, split, [], device=device)
+    with contextlib.suppress(Exception):  # a real problem shows in the trial, with its reason
+        trainer.fit(small, split.val.subset(slice(0, min(len(split.val), 16))), max_steps=1,
+                    batch_size=rows)
+        trainer.evaluate(small)
+
+
+def work(db_path: str, spec: StudySpec | dict[str, Any], keys: list[str] | None = None,
+         threads: int | None = None,
+         on_trial: Callable[[TrialRow, str], None] | None = None, *, run: str | None = None,
+         device: str | None = None, on_failure: Callable[[str], None] | None = _print_line,
+         on_warning: Callable[[str], None] | None = _print_line, ready: Any = None) -> int:
+    """Claim and run trials of ``spec`` until none is left; return how many this ran.
+
+    ``on_trial(row, status)`` is called after each trial with its row as stored (``row.error``
+    holds a failure's reason); ``on_failure`` and ``on_warning`` get lines to show the user
+    (stderr by default). ``ready`` is a barrier the workers of one run wait at before their
+    first claim.
+    """
+    spec = spec if isinstance(spec, StudySpec) else parse_spec(spec)
+    run = run or uuid.uuid4().hex[:12]  # a call is one run: what fails in it is not retried
+    if keys is None:  # only this spec's trials: others of the study may be on other data
+        keys = [t.key for t in expand(spec)]
     if threads:
         torch.set_num_threads(threads)
+    chosen = resolve_device(device or spec.device)
     ran = 0
+    ckpt_root = ckpt_root_for(db_path)
     with Store(db_path) as store:
-        study_id, _, spec_data = store.study(study_name)
-        spec = parse_spec(spec_data)
-        ckpt_root = ckpt_root_for(db_path)
-        while (row := store.claim(study_id, keys)) is not None:
+        study_id = store.study(spec.name)[0]
+        data: StudyData | None = None
+        data_error: BaseException | None = None
+        try:
+            data = StudyData(spec.data)
+            _warm_up(spec, data, chosen)
+        except Exception as err:  # recorded with each trial it stops, below
+            data_error = err
+        if ready is not None:  # workers start claiming together, each with its data loaded
+            with contextlib.suppress(threading.BrokenBarrierError):
+                ready.wait(timeout=300)
+        while (row := store.claim(study_id, keys, run=run)) is not None:
             try:
-                status = run_trial(store, spec, row, ckpt_root)
+                if data_error is not None:
+                    raise data_error
+                status = run_trial(store, spec, row, ckpt_root, data, chosen, on_warning)
             except Exception as err:  # a bad trial is recorded; the study goes on
-                detail = "".join(traceback.format_exception_only(type(err), err)).strip()
-                store.fail(row.id, detail)
                 status = "failed"
+                _record_failure(store, row, err, on_failure)
             ran += 1
             if on_trial is not None:
-                on_trial(row, status)
+                on_trial(store.trial(row.id), status)
     return ran
 
 
-def _work_process(db_path: str, study_name: str, keys: list[str] | None, threads: int) -> None:
-    work(db_path, study_name, keys, threads)
+def _record_failure(store: Store, row: TrialRow, err: BaseException,
+                    on_failure: Callable[[str], None] | None) -> None:
+    detail = one_line(err)
+    where = f"{row.label} (seed {row.seed})"
+    if is_user_error(err):
+        store.fail(row.id, detail)
+        message = f"  {where} FAILED: {detail}"
+    else:
+        text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+        log = save_traceback(err, context=f"study trial {where}, key {row.key}")
+        store.fail(row.id, f"{detail} (a bug in optimlab"
+                   + (f"; traceback in {log})" if log else ")"), traceback=text)
+        message = (f"  {where} FAILED by an unexpected error (a bug in optimlab): {detail}"
+                   + (f"\n    traceback: {log}" if log else ""))
+    if on_failure is not None:
+        on_failure(message)
+
+
+def _work_process(db_path: str, spec_json: dict[str, Any], keys: list[str] | None,
+                  threads: int, run: str, device: str, ready: Any) -> None:
+    work(db_path, spec_json, keys, threads, run=run, device=device, ready=ready)
 
 
 def run_study(spec: StudySpec, db_path: str | os.PathLike[str], *, workers: int = 1,
-              threads: int | None = None,
+              threads: int | None = None, device: str | None = None,
               on_trial: Callable[[TrialRow, str], None] | None = None,
-              on_poll: Callable[[dict[str, int]], None] | None = None) -> Outcome:
-    """Run every unfinished trial of ``spec``; trials already finished in the store are kept.
+              on_poll: Callable[[dict[str, int]], None] | None = None,
+              on_failure: Callable[[str], None] | None = _print_line,
+              on_warning: Callable[[str], None] | None = _print_line) -> Outcome:
+    """Check ``spec`` against its data, then run every unfinished trial; trials already
+    finished in the store are kept.
 
-    ``threads`` sets torch's intra-op threads per process (default: torch's own choice with one
-    worker, cores ÷ workers with several). Results are reproducible for a given thread count;
-    a different count may change the last digits (the order of floating-point sums changes).
+    ``threads`` sets torch's intra-op threads per process; by default :func:`choose_threads`
+    picks them from the cores, the workers and the size of the models (1 for small ones).
+    Results are reproducible for a given thread count; a different count may change the last
+    digits (the order of floating-point sums changes). ``device`` ("cpu", "cuda", "auto")
+    overrides the spec's. Failures and warnings go to ``on_failure`` / ``on_warning`` as they
+    happen (stderr by default; worker processes always print to stderr).
     """
+    from optimlab._checks import check_number
+
+    check_number("workers", workers, low=1, integer=True)
+    if threads is not None:
+        check_number("threads", threads, low=1, integer=True)
     db_path = str(db_path)
+    spec, facts = check_study(spec, device)
+    if on_warning is not None:
+        for text in facts.warnings:
+            on_warning(f"warning: {text}")
+    threads = threads or choose_threads(workers, facts.work_per_step)
+    run = uuid.uuid4().hex[:12]
     with Store(db_path) as store:
         study_id, trials = register_study(store, spec)
     keys = [t.key for t in trials]
@@ -279,18 +301,23 @@ def run_study(spec: StudySpec, db_path: str | os.PathLike[str], *, workers: int 
     if workers <= 1:
         previous = torch.get_num_threads()
         try:
-            ran = work(db_path, spec.name, keys, threads, on_trial)
+            ran = work(db_path, spec, keys, threads, on_trial, run=run, device=facts.device,
+                       on_failure=on_failure, on_warning=on_warning)
         finally:
             torch.set_num_threads(previous)
     else:
-        threads = threads or max(1, (os.cpu_count() or 1) // workers)
         ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=_work_process, args=(db_path, spec.name, keys, threads))
+        spec_json = spec.model_dump(mode="json")
+        ready = ctx.Barrier(workers)
+        procs = [ctx.Process(target=_work_process,
+                             args=(db_path, spec_json, keys, threads, run, facts.device, ready))
                  for _ in range(workers)]
         for p in procs:
             p.start()
         with Store(db_path) as store:
             while any(p.is_alive() for p in procs):
+                if any(p.exitcode not in (None, 0) for p in procs):
+                    ready.abort()  # a worker died before it could start: the rest go on
                 if on_poll is not None:
                     on_poll(_counts(store, study_id, keys))
                 time.sleep(0.5)
@@ -302,7 +329,7 @@ def run_study(spec: StudySpec, db_path: str | os.PathLike[str], *, workers: int 
         ckpt_root_for(db_path).rmdir()
     if on_poll is not None:
         on_poll(counts)
-    return Outcome(study_id, spec.name, counts, ran)
+    return Outcome(study_id, spec.name, counts, ran, facts)
 
 
 def _counts(store: Store, study_id: int, keys: list[str]) -> dict[str, int]:
@@ -314,3 +341,6 @@ def _counts(store: Store, study_id: int, keys: list[str]) -> dict[str, int]:
 
 def finite(x: Any) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
+
+
+__all__ += ["ckpt_root_for", "environment", "finite", "updates_per_epoch"]

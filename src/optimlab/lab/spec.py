@@ -3,12 +3,14 @@
     name = "optimizers-on-digits"
     seeds = 3                       # or a list: [0, 1, 2]
     baseline = "sgd"                # the label of one configuration
+    device = "cpu"                  # "cpu" (default), "cuda" or "auto" (cuda when there is one)
 
     [data]
     dataset = "digits"              # a name from `optimlab datasets`, or csv = "file.csv"
     target = "label"                # the target column, for csv
     val = 0.1
     test = 0.1
+    resplit = false                 # true: a new train/val split for every seed
 
     [train]                         # settings every trial starts from
     model = { type = "mlp", hidden = [128], activation = "relu", init = "he_normal" }
@@ -16,13 +18,20 @@
     batch_size = 64
     optimizer = "sgd"
     lr = 0.1
+    schedule = { name = "cosine", total = 30 }   # relative to lr: starts at lr = 0.1
+    schedule_unit = "epoch"
+    clip_grad_value = 1.0           # or clip_grad_norm
+    swa = { start_epoch = 20, lr = 0.05 }        # or ema = { decay = 0.99 }, or
+                                                 # snapshot = { cycles = 5 }
+    plateau = { patience = 3, factor = 0.5 }     # ReduceLROnPlateau on the monitored metric
+    layer_grads = true              # per-layer gradient norms, plotted in the report
 
     [axes]                          # a grid: every combination is a configuration
     optimizer = ["sgd", "adam"]
     "model.init" = ["xavier_normal", "he_normal"]   # dotted keys reach into tables
 
-    [[configs]]                     # or name configurations one by one
-    label = "adam"
+    [[configs]]                     # or name configurations one by one; with [axes] as well,
+    label = "adam"                  # every config gets every combination of the axes
     optimizer = "adam"
     lr = 0.001
 
@@ -30,261 +39,50 @@
     metric = "val_accuracy"
     value = 0.95
 
-Errors name the field, the bad value, what is allowed, and the file and line.
+Errors name the field, the bad value, what is allowed, and the file and line. Values are
+strict: ``epochs = true`` or ``epochs = 2.5`` is an error, not 1 or 2.
+
+``lr`` has one owner. A schedule in a spec is written relative to it: give the schedule no
+``lr`` and it starts at the configuration's ``lr`` (after ``linear_scaling``); a schedule that
+names its own rate must agree with an ``lr`` that is also given, and a schedule with rates of its
+own (``cyclic``, ``one_cycle``, ``piecewise``) cannot be combined with ``lr``. Under
+``linear_scaling`` the whole schedule is scaled by B / base_batch_size.
 """
 
 from __future__ import annotations
 
-import copy
-import itertools
-import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ValidationError
 
-from optimlab._checks import check_choice, check_number
+from optimlab.lab.grid import configurations
+from optimlab.lab.spec_models import (
+    MAX_CONFIGS,
+    MAX_LAYERS,
+    MAX_SEEDS,
+    MAX_TRIALS,
+    MAX_WIDTH,
+    DataSpec,
+    EMASpec,
+    PlateauSpec,
+    SnapshotSpec,
+    SpecError,
+    StudySpec,
+    SWASpec,
+    TargetSpec,
+    TrainSpec,
+    check_monitor,
+    check_text,
+    first_error,
+)
 
-
-class SpecError(ValueError):
-    """A study spec that cannot run; the message says where and how to fix it."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataSpec(_Strict):
-    """Where the data come from and how it is split (the same split for every trial)."""
-
-    dataset: str | None = None
-    csv: str | None = None
-    npz: str | None = None
-    target: str | int | None = None
-    task: Literal["binary", "multiclass", "regression"] | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-    split: Literal["holdout", "time"] = "holdout"
-    val: float = 0.1
-    test: float = 0.1
-    seed: int = 0
-    standardize: bool = True
-
-    @model_validator(mode="after")
-    def _one_source(self) -> DataSpec:
-        given = [k for k in ("dataset", "csv", "npz") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of dataset (a name), csv (a file) or npz (a file)")
-        if self.csv is not None and self.target is None:
-            raise ValueError("csv needs target = the name or index of the target column")
-        if self.dataset is not None:
-            from optimlab.data import available
-
-            names = available()
-            if self.dataset not in names:
-                raise ValueError(f"dataset={self.dataset!r} is unknown; available: "
-                                 f"{', '.join(n for n in names if n not in ('csv', 'npz'))} "
-                                 "(or csv = \"file.csv\" with target = \"column\")")
-        check_number("val", self.val, low=0.0, high=0.9)
-        check_number("test", self.test, low=0.0, high=0.9)
-        if self.val == 0:
-            raise ValueError("val must be > 0: the lab compares configurations on validation "
-                             "data")
-        return self
-
-
-class TrainSpec(_Strict):
-    """What one trial trains with. Every field may be set in [train], an axis or a config."""
-
-    model: str | dict[str, Any] = "mlp"
-    loss: str | None = None
-    metrics: list[str] | None = None
-    optimizer: str = "sgd"
-    lr: float | None = None
-    optimizer_kwargs: dict[str, Any] = Field(default_factory=dict)
-    schedule: dict[str, Any] | None = None
-    schedule_unit: Literal["step", "epoch"] = "step"
-    epochs: int | None = 20
-    max_steps: int | None = None
-    #: an integer, or "full" (also None from Python) for batch gradient descent
-    batch_size: int | Literal["full"] | None = 64
-    linear_scaling: bool = False
-    base_batch_size: int = 64
-    drop_last: bool = False
-    accumulate: int = 1
-    clip_grad_norm: float | None = None
-    l1: float = 0.0
-    l2: float = 0.0
-    early_stopping: int | None = None
-    monitor: str | None = None
-
-    @field_validator("optimizer")
-    @classmethod
-    def _known_optimizer(cls, v: str) -> str:
-        from optimlab.optim import available
-
-        check_choice("optimizer", v, list(available()))
-        return v
-
-    @field_validator("batch_size")
-    @classmethod
-    def _full_batch(cls, v: int | str | None) -> int | None:
-        return None if v == "full" else v  # type: ignore[return-value]
-
-    @model_validator(mode="after")
-    def _ranges(self) -> TrainSpec:
-        if self.lr is not None:
-            check_number("lr", self.lr, low=0.0)
-        if self.epochs is None and self.max_steps is None:
-            raise ValueError("give epochs or max_steps")
-        for name in ("epochs", "max_steps", "batch_size", "accumulate", "base_batch_size",
-                     "early_stopping"):
-            value = getattr(self, name)
-            if value is not None:
-                check_number(name, value, low=1, integer=True)
-        for name in ("l1", "l2"):
-            check_number(name, getattr(self, name), low=0.0)
-        if self.clip_grad_norm is not None:
-            check_number("clip_grad_norm", self.clip_grad_norm, low=0.0, low_open=True)
-        from optimlab.optim import available
-
-        allowed = set(available()[self.optimizer]["defaults"]) - {"lr"}
-        unknown = sorted(set(self.optimizer_kwargs) - allowed)
-        if unknown:
-            raise ValueError(f"optimizer_kwargs {unknown} do not apply to {self.optimizer}; it "
-                             f"takes {', '.join(sorted(allowed))}")
-        if self.schedule is not None:
-            if "name" not in self.schedule:
-                raise ValueError("schedule needs name = one of optimlab.schedules.available()")
-            from optimlab.schedules import create
-
-            create(**self.schedule)  # builds it once: unknown names or arguments fail here
-        return self
-
-
-class TargetSpec(_Strict):
-    metric: str
-    value: float
-
-
-class StudySpec(_Strict):
-    """The whole study: data, the base training settings, what to sweep, seeds and baseline."""
-
-    name: str = Field(min_length=1)
-    description: str = ""
-    seeds: int | list[int] = 3
-    baseline: str | None = None
-    data: DataSpec
-    train: TrainSpec = Field(default_factory=TrainSpec)
-    axes: dict[str, list[Any]] = Field(default_factory=dict)
-    configs: list[dict[str, Any]] = Field(default_factory=list)
-    target: TargetSpec | None = None
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, v: int | list[int]) -> int | list[int]:
-        if isinstance(v, int):
-            check_number("seeds", v, low=1, integer=True)
-        else:
-            if not v or len(set(v)) != len(v):
-                raise ValueError("seeds must be a count or a list of distinct integers")
-            for s in v:
-                check_number("seeds[]", s, low=0, integer=True)
-        return v
-
-    @field_validator("axes")
-    @classmethod
-    def _axes(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        for key, values in v.items():
-            if not values:
-                raise ValueError(f"axis {key!r} has no values")
-        return v
-
-    @property
-    def seed_list(self) -> list[int]:
-        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
-
-
-def _set_dotted(settings: dict[str, Any], key: str, value: Any) -> None:
-    """``settings["model"]["init"] = value`` for ``key = "model.init"``."""
-    head, _, rest = key.partition(".")
-    if not rest:
-        settings[head] = value
-        return
-    inner = settings.get(head)
-    if isinstance(inner, str):
-        inner = {"type": inner}
-    if inner is None:
-        inner = {}
-    if not isinstance(inner, dict):
-        raise SpecError(f"axis {key!r}: {head} is {inner!r}, not a table to reach into")
-    inner = dict(inner)
-    _set_dotted(inner, rest, value)
-    settings[head] = inner
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)  # true / false / null, as TOML and JSON write them
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def configurations(spec: StudySpec) -> list[tuple[str, dict[str, Any]]]:
-    """(label, full train settings) for every configuration: the axes' grid, then [[configs]].
-
-    Each is validated as a :class:`TrainSpec`; labels are unique.
-    """
-    base = spec.train.model_dump()
-    out: list[tuple[str, dict[str, Any]]] = []
-    if spec.axes:
-        keys = list(spec.axes)
-        for combo in itertools.product(*(spec.axes[k] for k in keys)):
-            settings = copy.deepcopy(base)
-            for k, v in zip(keys, combo, strict=True):
-                _set_dotted(settings, k, v)
-            label = (_short(combo[0]) if len(keys) == 1 else
-                     ", ".join(f"{k}={_short(v)}" for k, v in zip(keys, combo, strict=True)))
-            out.append((label, settings))
-    for i, config in enumerate(spec.configs):
-        config = dict(config)
-        label = str(config.pop("label", "")) or ", ".join(
-            f"{k}={_short(v)}" for k, v in config.items())
-        settings = copy.deepcopy(base)
-        for k, v in config.items():
-            _set_dotted(settings, k, v)
-        out.append((label or f"config {i}", settings))
-    if not out:
-        out.append(("base", base))
-    seen: set[str] = set()
-    checked: list[tuple[str, dict[str, Any]]] = []
-    for label, settings in out:
-        if label in seen:
-            raise SpecError(f"two configurations are both labelled {label!r}; give each a "
-                            "distinct label")
-        seen.add(label)
-        try:
-            checked.append((label, TrainSpec.model_validate(settings).model_dump()))
-        except ValidationError as err:
-            raise SpecError(f"configuration {label!r}: {_first_error(err)}") from None
-        except ValueError as err:
-            raise SpecError(f"configuration {label!r}: {err}") from None
-    if spec.baseline is not None and spec.baseline not in seen:
-        raise SpecError(f"baseline={spec.baseline!r} is not a configuration; the labels are: "
-                        f"{', '.join(label for label, _ in checked)}")
-    return checked
-
-
-def _first_error(err: ValidationError) -> str:
-    e = err.errors()[0]
-    where = ".".join(str(p) for p in e["loc"])
-    msg = e["msg"].removeprefix("Value error, ")
-    shown = f"{where}: " if where else ""
-    return f"{shown}{msg} (got {e.get('input')!r})" if "input" in e and where else shown + msg
+__all__ = ["MAX_CONFIGS", "MAX_LAYERS", "MAX_SEEDS", "MAX_TRIALS", "MAX_WIDTH", "DataSpec",
+           "EMASpec", "PlateauSpec", "SWASpec", "SnapshotSpec", "SpecError", "StudySpec",
+           "TargetSpec", "TrainSpec", "check_monitor", "check_text", "first_error", "load_spec",
+           "parse_spec"]
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -374,8 +172,14 @@ def load_spec(path: str | Path) -> StudySpec:
     """Read and validate a TOML study spec."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"no spec file at {path}")
-    text = path.read_text(encoding="utf-8")
+        raise SpecError(f"no spec file at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path} is not UTF-8 text (byte {err.start}); a spec is a TOML text "
+                        "file — is this the right file?") from None
+    except OSError as err:
+        raise SpecError(f"cannot read {path}: {err.strerror}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -1,5 +1,8 @@
 """The store: one SQLite file that is the single source of truth for every study in it.
 
+(Over 500 lines on purpose: the schema, its migrations, the row types and the queries are one
+contract that changes together.)
+
 Tables: ``meta`` (marks the file as optimlab's and gives the schema version), ``studies``,
 ``trials`` (configuration, seed, status, timings, environment, final and best metrics),
 ``epochs`` (one row of metrics per trial and epoch) and ``steps`` (loss, learning rate and
@@ -15,26 +18,39 @@ Safety, by construction:
   the same trial, and lose no rows (the busy timeout makes writers wait for each other).
 * A trial left ``running`` by a process that died is reclaimed: on this host when its process no
   longer exists, on any host when its heartbeat is older than ``stale_after`` seconds.
+* A damaged, read-only or foreign file is a :class:`StoreError` that names the file and the fix,
+  whatever method meets it first (never an ``sqlite3`` traceback).
+
+Rows are read by column name (:class:`TrialRow`); a trial's results come in one
+:class:`TrialResult`. NULL means "not measured" and reads as ``None`` (a target not reached has
+no step); a metric that was measured but not finite keeps its value (JSON ``NaN``/``Infinity``).
+The file carries its schema version (``meta.schema_version``); a file of an older version is
+upgraded in place when it is opened (:data:`MIGRATIONS`), one of a newer version is refused.
+Schema 1 (optimlab before named rows) wrote NaN as null in metric dicts: its rows are rewritten.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-SCHEMA_VERSION = 1
+from optimlab.errors import UserError
+
+SCHEMA_VERSION = 2
 MAX_STEP_ROWS = 2000
 FINISHED = ("completed", "early_stopped", "diverged")
 
+#: the current schema, for a new file (an older file is upgraded by MIGRATIONS)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS studies (
@@ -48,6 +64,7 @@ CREATE TABLE IF NOT EXISTS trials (
     host TEXT, pid INTEGER, started REAL, heartbeat REAL, finished REAL,
     wall_time REAL, train_time REAL, steps INTEGER, stop_step INTEGER, reason TEXT,
     error TEXT, env TEXT, final TEXT, best TEXT, target TEXT,
+    device TEXT, traceback TEXT, run TEXT, warnings TEXT,
     UNIQUE (study_id, key));
 CREATE INDEX IF NOT EXISTS trials_by_status ON trials (study_id, status);
 CREATE TABLE IF NOT EXISTS epochs (
@@ -56,16 +73,33 @@ CREATE TABLE IF NOT EXISTS epochs (
 CREATE TABLE IF NOT EXISTS steps (
     trial_id INTEGER NOT NULL REFERENCES trials(id), step INTEGER NOT NULL,
     loss REAL, lr REAL, grad_norm REAL, PRIMARY KEY (trial_id, step));
+CREATE TABLE IF NOT EXISTS layer_grads (
+    trial_id INTEGER NOT NULL REFERENCES trials(id), epoch INTEGER NOT NULL,
+    norms TEXT NOT NULL, PRIMARY KEY (trial_id, epoch));
+"""
+
+#: schema 1 → 2: the device a trial ran on, the traceback of a trial that failed by a bug, the
+#: run that last claimed it (a failed trial is retried by a later run, not by the one it failed
+#: in), warnings of its run (a corrupt checkpoint set aside), and per-layer gradient norms.
+_SCHEMA_1_TO_2 = """
+ALTER TABLE trials ADD COLUMN device TEXT;
+ALTER TABLE trials ADD COLUMN traceback TEXT;
+ALTER TABLE trials ADD COLUMN run TEXT;
+ALTER TABLE trials ADD COLUMN warnings TEXT;
+CREATE TABLE IF NOT EXISTS layer_grads (
+    trial_id INTEGER NOT NULL REFERENCES trials(id), epoch INTEGER NOT NULL,
+    norms TEXT NOT NULL, PRIMARY KEY (trial_id, epoch));
 """
 
 
-class StoreError(ValueError):
-    """A store file that cannot be used (corrupt, foreign, newer schema); says which and why."""
+class StoreError(UserError):
+    """A store file that cannot be used (damaged, read-only, foreign, newer schema), or a study
+    that cannot be stored as asked; the message says which file, why, and what to do."""
 
 
 @dataclass
 class TrialRow:
-    """One trial as stored."""
+    """One trial as stored; ``None`` where nothing was measured (yet)."""
 
     id: int
     study_id: int
@@ -90,36 +124,63 @@ class TrialRow:
     final: dict[str, float] | None
     best: dict[str, Any] | None
     target: dict[str, Any] | None
+    device: str | None = None
+    traceback: str | None = None
+    run: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+_JSON_COLUMNS = ("config", "env", "final", "best", "target", "warnings")
+
+
+@dataclass
+class TrialResult:
+    """What one finished trial hands to :meth:`Store.finish`, stored in one transaction.
+
+    ``wall_time`` is the trial's own time (data already loaded, the worker started);
+    ``train_time`` the sum of its epochs' times (training and evaluation). ``epochs`` are the
+    history's records, ``step_rows`` its per-update columns (``step``, ``loss``, ``lr``,
+    ``grad_norm``; downsampled to :data:`MAX_STEP_ROWS`), ``layer_grads`` one entry per epoch
+    ``{"epoch", "mean": {layer: norm}, "min": {…}, "max": {…}}`` when the study monitors
+    per-layer gradients.
+    """
+
+    status: str
+    wall_time: float
+    train_time: float
+    steps: int
+    stop_step: int | None
+    reason: str
+    env: dict[str, Any]
+    final: dict[str, float]
+    best: dict[str, Any]
+    target: dict[str, Any] | None
+    epochs: Sequence[dict[str, float]]
+    step_rows: dict[str, list[float]]
+    device: str = "cpu"
+    layer_grads: Sequence[dict[str, Any]] = ()
+    warnings: Sequence[str] = ()
 
 
 def _dumps(value: Any, *, sort_keys: bool = True) -> str:
-    """JSON with NaN/Inf as null (JSON has no NaN; ``_loads`` turns null back into NaN)."""
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(value), sort_keys=sort_keys)
+    """JSON; a non-finite float is written as ``NaN``/``Infinity`` (Python's JSON reads them
+    back), so null keeps meaning "not measured"."""
+    return json.dumps(value, sort_keys=sort_keys, allow_nan=True)
 
 
 def _loads(text: str | None) -> Any:
-    if text is None:
-        return None
+    return None if text is None else json.loads(text)
 
-    def fix(v: Any) -> Any:
-        if v is None:
-            return math.nan
-        if isinstance(v, dict):
-            return {k: fix(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        return v
 
-    return fix(json.loads(text))
+def _nan_for_null(v: Any) -> Any:
+    """Schema 1 wrote a non-finite metric as null: read it back as NaN (for the migration)."""
+    if v is None:
+        return math.nan
+    if isinstance(v, dict):
+        return {k: _nan_for_null(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_nan_for_null(x) for x in v]
+    return v
 
 
 def _pid_alive(pid: int) -> bool:
@@ -139,22 +200,57 @@ def downsample(n: int, limit: int = MAX_STEP_ROWS) -> list[int]:
     return sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)})
 
 
+def _explain(path: Path, err: sqlite3.Error, timeout: float) -> str:
+    """A sentence that says what is wrong with the file ``path`` and what to do."""
+    text = str(err)
+    low = text.lower()
+    if "malformed" in low or "not a database" in low or "corrupt" in low:
+        return (f"{path} is damaged ({text}): move it aside and run the study again into a new "
+                f"file (--db); `sqlite3 {path} .recover` may save the rows that are intact")
+    if "readonly" in low or "read-only" in low:
+        return (f"{path} cannot be written ({text}): make the file and its folder writable, "
+                "or give another --db")
+    if "locked" in low or "busy" in low:
+        return (f"{path} stayed locked by another process for {timeout:g} s ({text}); wait "
+                "for it to finish or give another --db")
+    return f"cannot use {path} ({text}); check the file and its folder, or give another --db"
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _guarded(method: _F) -> _F:
+    """Turn an ``sqlite3`` error in ``method`` into a :class:`StoreError` naming the file."""
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as err:
+            raise StoreError(_explain(self.path, err, self.timeout)) from None
+    return wrapper  # type: ignore[return-value]
+
+
 class Store:
-    """An optimlab store file. ``Store(path)`` creates it if absent and checks it if present."""
+    """An optimlab store file. ``Store(path)`` creates it if absent and checks it if present
+    (upgrading an older schema in place)."""
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True,
                  timeout: float = 60.0) -> None:
         self.path = Path(path)
+        self.timeout = timeout
+        self.read_only = False
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder; give the store's file name (--db "
+                             "FILE.db)")
         if not self.path.exists() and not create:
             raise StoreError(f"no store at {self.path}; run a study first (optimlab compare or "
                              "optimlab run SPEC)")
+        if not self.path.exists() and not self.path.parent.is_dir():
+            raise StoreError(f"cannot create the store {self.path}: the folder "
+                             f"{self.path.parent} does not exist")
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         try:
-            self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-            self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.conn = self._connect()
             if fresh:  # idempotent statements: two processes creating the file at once agree
                 self.conn.executescript(_SCHEMA)
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('app', 'optimlab')")
@@ -162,9 +258,29 @@ class Store:
                                   (str(SCHEMA_VERSION),))
             else:
                 self._check()
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"{self.path} is not a usable SQLite file ({err}); give another "
-                             "path or move this file away") from None
+        except sqlite3.Error as err:
+            if getattr(self, "conn", None) is not None:
+                self.conn.close()
+            raise StoreError(f"{self.path} is not a usable SQLite file: "
+                             f"{_explain(self.path, err, timeout)}") from None
+        self.conn.row_factory = sqlite3.Row
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as err:
+            if "readonly" not in str(err).lower() and "unable to open" not in str(err).lower():
+                raise
+            conn.close()  # a read-only file (or folder): open it for reading only
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout,
+                                   isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            self.read_only = True
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
 
     def _check(self) -> None:
         tables = {r[0] for r in self.conn.execute(
@@ -172,13 +288,35 @@ class Store:
         if "meta" not in tables:
             raise StoreError(f"{self.path} is an SQLite file but not an optimlab store (no meta "
                              "table); give another path")
-        meta = dict(self.conn.execute("SELECT key, value FROM meta"))
+        meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("app") != "optimlab":
             raise StoreError(f"{self.path} is not an optimlab store (app={meta.get('app')!r})")
         version = int(meta.get("schema_version", "0"))
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path} was written by a newer optimlab (schema {version}); "
                              "upgrade optimlab to read it")
+        if version < SCHEMA_VERSION:
+            if self.read_only:
+                raise StoreError(f"{self.path} was written by an older optimlab (schema "
+                                 f"{version}) and is read-only here; make it writable once so "
+                                 f"it can be upgraded to schema {SCHEMA_VERSION}")
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Upgrade the file to :data:`SCHEMA_VERSION` in one transaction (all or nothing; a
+        second process opening it at the same time waits, then finds it done)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(self.conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            for step in MIGRATIONS[version - 1:SCHEMA_VERSION - 1]:
+                step(self.conn)
+            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                              (str(SCHEMA_VERSION),))
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def close(self) -> None:
         self.conn.close()
@@ -189,32 +327,61 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error): takes the write lock first."""
+        if self.read_only:
+            raise StoreError(f"{self.path} is read-only: make the file and its folder "
+                             "writable, or give another --db")
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # the error that got us here matters
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
 
     # -- studies and trials ------------------------------------------------------------------
-    def ensure_study(self, name: str, spec: dict[str, Any]) -> int:
-        """The study's id, created if new; its stored spec is updated to ``spec``."""
+    @_guarded
+    def ensure_study(self, name: str, spec: dict[str, Any],
+                     check: Callable[[dict[str, Any], list[str]], None] | None = None) -> int:
+        """The study's id, created if new; its stored spec is updated to ``spec``.
+
+        ``check(stored_spec, busy)`` runs first, inside the same transaction, when the study
+        exists: ``busy`` lists the other live processes (``host:pid``) running its trials now.
+        It raises to refuse the new spec (nothing is written then).
+        """
         now = time.time()
         text = _dumps(spec, sort_keys=False)  # key order matters: axes order makes the labels
         with self.transaction() as c:
-            row = c.execute("SELECT id FROM studies WHERE name = ?", (name,)).fetchone()
+            row = c.execute("SELECT id, spec FROM studies WHERE name = ?", (name,)).fetchone()
             if row is None:
                 cur = c.execute("INSERT INTO studies (name, spec, created, updated) "
                                 "VALUES (?, ?, ?, ?)", (name, text, now, now))
                 return int(cur.lastrowid)  # type: ignore[arg-type]
+            if check is not None:
+                check(json.loads(row["spec"]), self._busy(c, int(row["id"])))
             c.execute("UPDATE studies SET spec = ?, updated = ? WHERE id = ?",
-                      (text, now, row[0]))
-            return int(row[0])
+                      (text, now, row["id"]))
+            return int(row["id"])
 
+    def _busy(self, c: sqlite3.Connection, study_id: int, stale_after: float = 900.0
+              ) -> list[str]:
+        """Other processes that hold a running trial of the study and are alive."""
+        host, me, now = socket.gethostname(), os.getpid(), time.time()
+        out = []
+        for r in c.execute("SELECT DISTINCT host, pid, heartbeat FROM trials WHERE study_id = ? "
+                           "AND status = 'running'", (study_id,)):
+            if r["host"] == host and r["pid"] is not None:
+                if r["pid"] == me or not _pid_alive(r["pid"]):
+                    continue
+            elif r["heartbeat"] is None or now - r["heartbeat"] >= stale_after:
+                continue
+            out.append(f"{r['host']}:{r['pid']}")
+        return sorted(set(out))
+
+    @_guarded
     def add_trials(self, study_id: int,
                    trials: Sequence[tuple[str, str, dict[str, Any], int]]) -> int:
         """Add (key, label, config, seed) trials not yet in the study; return how many were new."""
@@ -226,80 +393,97 @@ class Store:
                           (study_id, key, label, _dumps(config), seed, position))
             return c.total_changes - before
 
-    def claim(self, study_id: int, keys: Sequence[str] | None = None, *,
+    @_guarded
+    def claim(self, study_id: int, keys: Sequence[str] | None = None, *, run: str | None = None,
               stale_after: float = 900.0) -> TrialRow | None:
         """Mark the next runnable trial ``running`` for this process and return it.
 
-        Runnable: pending, failed (retried once more), or running but abandoned — its process
-        is gone (same host) or its heartbeat is older than ``stale_after`` seconds.
+        Runnable: pending; failed in another run than ``run`` (the user may have fixed the
+        cause since; within one run a failure is not retried); or running but abandoned — its
+        process is gone (same host) or its heartbeat is older than ``stale_after`` seconds.
         """
         host, pid, now = socket.gethostname(), os.getpid(), time.time()
         with self.transaction() as c:
-            rows = c.execute("SELECT id, key, status, host, pid, heartbeat, attempts FROM trials "
+            rows = c.execute("SELECT id, key, status, host, pid, heartbeat, run FROM trials "
                              "WHERE study_id = ? AND status NOT IN (?, ?, ?) ORDER BY position",
                              (study_id, *FINISHED)).fetchall()
             wanted = set(keys) if keys is not None else None
-            for tid, key, status, t_host, t_pid, beat, attempts in rows:
-                if wanted is not None and key not in wanted:
+            for r in rows:
+                if wanted is not None and r["key"] not in wanted:
                     continue
-                if status == "failed" and attempts >= 2:
+                if r["status"] == "failed" and run is not None and r["run"] == run:
                     continue
-                if status == "running":
-                    alive = (_pid_alive(t_pid) if t_host == host and t_pid is not None
+                if r["status"] == "running":
+                    alive = (_pid_alive(r["pid"]) if r["host"] == host and r["pid"] is not None
                              else True)
-                    fresh = beat is not None and now - beat < stale_after
+                    fresh = r["heartbeat"] is not None and now - r["heartbeat"] < stale_after
                     if alive and fresh:
                         continue
                 c.execute("UPDATE trials SET status = 'running', host = ?, pid = ?, "
                           "started = COALESCE(started, ?), heartbeat = ?, "
-                          "attempts = attempts + 1, error = NULL WHERE id = ?",
-                          (host, pid, now, now, tid))
-                return self.trial(tid)
+                          "attempts = attempts + 1, error = NULL, traceback = NULL, run = ? "
+                          "WHERE id = ?", (host, pid, now, now, run, r["id"]))
+                return self._rows("WHERE id = ?", (r["id"],))[0]
         return None
 
+    @_guarded
     def heartbeat(self, trial_id: int) -> None:
         with self.transaction() as c:
             c.execute("UPDATE trials SET heartbeat = ? WHERE id = ?", (time.time(), trial_id))
 
-    def finish(self, trial_id: int, *, status: str, wall_time: float, train_time: float,
-               steps: int, stop_step: int | None, reason: str, env: dict[str, Any],
-               final: dict[str, float], best: dict[str, Any], target: dict[str, Any] | None,
-               epochs: Sequence[dict[str, float]], step_rows: dict[str, list[float]]) -> None:
+    @_guarded
+    def finish(self, trial_id: int, result: TrialResult) -> None:
         """Record a finished trial and all its curves in one transaction."""
-        n = len(step_rows.get("step", []))
+        r = result
+        n = len(r.step_rows.get("step", []))
         keep = downsample(n)
+        s = r.step_rows
         with self.transaction() as c:
-            c.execute("DELETE FROM epochs WHERE trial_id = ?", (trial_id,))
-            c.execute("DELETE FROM steps WHERE trial_id = ?", (trial_id,))
+            for table in ("epochs", "steps", "layer_grads"):
+                c.execute(f"DELETE FROM {table} WHERE trial_id = ?", (trial_id,))
             c.executemany("INSERT INTO epochs VALUES (?, ?, ?)",
-                          [(trial_id, int(e["epoch"]), _dumps(e)) for e in epochs])
+                          [(trial_id, int(e["epoch"]), _dumps(e)) for e in r.epochs])
             c.executemany("INSERT INTO steps VALUES (?, ?, ?, ?, ?)", [
-                (trial_id, int(step_rows["step"][i]), _num(step_rows["loss"][i]),
-                 _num(step_rows["lr"][i]), _num(step_rows["grad_norm"][i])) for i in keep])
+                (trial_id, int(s["step"][i]), _num(s["loss"][i]), _num(s["lr"][i]),
+                 _num(s["grad_norm"][i])) for i in keep])
+            c.executemany("INSERT INTO layer_grads VALUES (?, ?, ?)",
+                          [(trial_id, int(g["epoch"]), _dumps(g)) for g in r.layer_grads])
             c.execute("UPDATE trials SET status = ?, finished = ?, wall_time = ?, "
                       "train_time = ?, steps = ?, stop_step = ?, reason = ?, env = ?, "
-                      "final = ?, best = ?, target = ?, error = NULL WHERE id = ?",
-                      (status, time.time(), wall_time, train_time, steps, stop_step, reason,
-                       _dumps(env), _dumps(final), _dumps(best),
-                       _dumps(target) if target is not None else None, trial_id))
+                      "final = ?, best = ?, target = ?, device = ?, warnings = ?, error = NULL, "
+                      "traceback = NULL WHERE id = ?",
+                      (r.status, time.time(), r.wall_time, r.train_time, r.steps, r.stop_step,
+                       r.reason, _dumps(r.env), _dumps(r.final), _dumps(r.best),
+                       _dumps(r.target) if r.target is not None else None, r.device,
+                       _dumps(list(r.warnings)) if r.warnings else None, trial_id))
 
-    def fail(self, trial_id: int, error: str) -> None:
+    @_guarded
+    def fail(self, trial_id: int, error: str, traceback: str | None = None,
+             warnings: Sequence[str] = ()) -> None:
+        """Record a failed trial: ``error`` is the one-line reason; ``traceback`` is kept when
+        the failure was a bug (an unexpected exception), not a mistake in the input."""
         with self.transaction() as c:
-            c.execute("UPDATE trials SET status = 'failed', error = ?, finished = ? WHERE id = ?",
-                      (error, time.time(), trial_id))
+            c.execute("UPDATE trials SET status = 'failed', error = ?, traceback = ?, "
+                      "warnings = ?, finished = ? WHERE id = ?",
+                      (error, traceback, _dumps(list(warnings)) if warnings else None,
+                       time.time(), trial_id))
 
     # -- reading ---------------------------------------------------------------------------------
+    @_guarded
     def studies(self) -> list[dict[str, Any]]:
         """Every study with its trial counts by status."""
         out = []
-        for sid, name, created, updated in self.conn.execute(
-                "SELECT id, name, created, updated FROM studies ORDER BY created"):
-            counts = dict(self.conn.execute(
-                "SELECT status, COUNT(*) FROM trials WHERE study_id = ? GROUP BY status", (sid,)))
-            out.append({"id": sid, "name": name, "created": created, "updated": updated,
-                        "trials": sum(counts.values()), "by_status": counts})
+        for s in self.conn.execute(
+                "SELECT id, name, created, updated FROM studies ORDER BY created").fetchall():
+            counts = {r[0]: r[1] for r in self.conn.execute(
+                "SELECT status, COUNT(*) FROM trials WHERE study_id = ? GROUP BY status",
+                (s["id"],))}
+            out.append({"id": s["id"], "name": s["name"], "created": s["created"],
+                        "updated": s["updated"], "trials": sum(counts.values()),
+                        "by_status": counts})
         return out
 
+    @_guarded
     def study(self, name: str | None = None) -> tuple[int, str, dict[str, Any]]:
         """(id, name, spec) of the study called ``name`` (the only or latest one when None)."""
         if name is None:
@@ -313,8 +497,8 @@ class Store:
             if row is None:
                 names = [s["name"] for s in self.studies()]
                 raise StoreError(f"no study {name!r} in {self.path}; it has: "
-                                 f"{', '.join(names) or 'none'}")
-        return int(row[0]), str(row[1]), json.loads(row[2])
+                                 f"{', '.join(map(repr, names)) or 'none'}")
+        return int(row["id"]), str(row["name"]), json.loads(row["spec"])
 
     def trial(self, trial_id: int) -> TrialRow:
         return self._rows("WHERE id = ?", (trial_id,))[0]
@@ -326,31 +510,62 @@ class Store:
             rows = [r for r in rows if r.key in wanted]
         return rows
 
+    @_guarded
     def _rows(self, where: str, args: tuple[Any, ...]) -> list[TrialRow]:
-        cols = ("id, study_id, key, label, config, seed, position, status, attempts, host, pid, "
-                "started, finished, wall_time, train_time, steps, stop_step, reason, error, env, "
-                "final, best, target")
+        names = [f.name for f in fields(TrialRow)]
         out = []
-        for r in self.conn.execute(f"SELECT {cols} FROM trials {where}", args):
-            out.append(TrialRow(*r[:4], json.loads(r[4]), *r[5:19], _loads(r[19]),
-                                _loads(r[20]), _loads(r[21]), _loads(r[22])))
+        for r in self.conn.execute(f"SELECT {', '.join(names)} FROM trials {where}", args):
+            values = {n: _loads(r[n]) if n in _JSON_COLUMNS else r[n] for n in names}
+            values["warnings"] = values["warnings"] or []
+            out.append(TrialRow(**values))
         return out
 
+    @_guarded
     def epochs(self, trial_id: int) -> list[dict[str, float]]:
-        return [_loads(m) for (m,) in self.conn.execute(
+        return [_loads(r["metrics"]) for r in self.conn.execute(
             "SELECT metrics FROM epochs WHERE trial_id = ? ORDER BY epoch", (trial_id,))]
 
+    @_guarded
     def steps(self, trial_id: int) -> dict[str, list[float]]:
+        """The per-update curves; NaN where a value was not finite (or not tracked), so the
+        lists plot as they are."""
         rows = self.conn.execute("SELECT step, loss, lr, grad_norm FROM steps WHERE trial_id = ? "
                                  "ORDER BY step", (trial_id,)).fetchall()
         out: dict[str, list[float]] = {"step": [], "loss": [], "lr": [], "grad_norm": []}
-        for step, loss, lr, gn in rows:
-            out["step"].append(step)
-            out["loss"].append(math.nan if loss is None else loss)
-            out["lr"].append(math.nan if lr is None else lr)
-            out["grad_norm"].append(math.nan if gn is None else gn)
+        for r in rows:
+            out["step"].append(r["step"])
+            for k in ("loss", "lr", "grad_norm"):
+                out[k].append(math.nan if r[k] is None else r[k])
         return out
+
+    @_guarded
+    def layer_grads(self, trial_id: int) -> list[dict[str, Any]]:
+        """Per epoch ``{"epoch", "mean": {layer: norm}, "min": …, "max": …}`` (empty when the
+        study did not monitor per-layer gradients)."""
+        return [_loads(r["norms"]) for r in self.conn.execute(
+            "SELECT norms FROM layer_grads WHERE trial_id = ? ORDER BY epoch", (trial_id,))]
 
 
 def _num(x: float) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
+    return x if x is not None and not math.isnan(x) else None
+
+
+def _migrate_1_to_2(c: sqlite3.Connection) -> None:
+    """Schema 1 → 2: new columns and table; metric dicts rewritten so that a non-finite value
+    reads as NaN (schema 1 wrote null) and null means "not measured"; the device copied from
+    the environment record."""
+    for statement in filter(None, (s.strip() for s in _SCHEMA_1_TO_2.split(";"))):
+        c.execute(statement)
+    for tid, final, best, env in c.execute(
+            "SELECT id, final, best, env FROM trials").fetchall():
+        device = (json.loads(env) or {}).get("device") if env else None
+        c.execute("UPDATE trials SET final = ?, best = ?, device = ? WHERE id = ?",
+                  (_dumps(_nan_for_null(json.loads(final))) if final else final,
+                   _dumps(_nan_for_null(json.loads(best))) if best else best, device, tid))
+    for tid, epoch, metrics in c.execute("SELECT trial_id, epoch, metrics FROM epochs").fetchall():
+        c.execute("UPDATE epochs SET metrics = ? WHERE trial_id = ? AND epoch = ?",
+                  (_dumps(_nan_for_null(json.loads(metrics))), tid, epoch))
+
+
+#: MIGRATIONS[v - 1] upgrades schema v to v + 1.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_1_to_2]

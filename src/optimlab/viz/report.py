@@ -214,6 +214,16 @@ def render_report(store: Store, study: str | None = None, *, smooth: float | Non
         "Gradient norm over steps",
         curves.grad_norms(per_config, band=band, smooth=smooth))  # type: ignore[arg-type]
 
+    layer_grads = {c.label: {r.seed: store.layer_grads(r.id) for r in c.trials}
+                   for c in analysis.configs}
+    if any(g for runs in layer_grads.values() for g in runs.values()):
+        from optimlab.viz.gradients import layer_grad_norms  # only studies that record them
+
+        add("layer_grads", "Gradients per layer",
+            "Each layer's gradient norm, averaged over the updates of each epoch, log scale: "
+            "one line per layer from the first (dark) to the last (light), the geometric mean "
+            "across seeds. First layers far below the last ones mean vanishing gradients.",
+            "Gradient norm of each layer over epochs", layer_grad_norms(layer_grads))
     landscape_note = ""
     if landscape and analysis.ranking:
         landscape_note = _add_landscape(store, analysis, figs)

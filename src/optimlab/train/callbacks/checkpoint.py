@@ -20,6 +20,7 @@ written only when the monitored value improves and holds its whole history itsel
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +65,15 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise FileNotFoundError(f"no checkpoint at {path}; ModelCheckpoint writes last.pt and "
                                 "best.pt in its folder")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises several kinds for truncated or foreign files
-        raise ValueError(f"{path} is not a readable optimlab checkpoint ({err})") from None
+        with warnings.catch_warnings():  # torch warns about foreign pickles; the error says it
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:  # torch raises several kinds for truncated or foreign files
+        # torch's own message may quote the file and suggests weights_only=False: neither is
+        # passed on (a checkpoint holds only tensors, numbers and strings; nothing else loads)
+        why = ("it is damaged, not a checkpoint file, or holds Python objects other than "
+               "tensors, numbers and strings (optimlab never loads those)")
+        raise ValueError(f"{path} is not a readable optimlab checkpoint: {why}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path} is not an optimlab checkpoint (no '{FORMAT}' marker)")
     kept = data.get("history", {}).get("journal")

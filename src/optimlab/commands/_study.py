@@ -1,0 +1,92 @@
+"""What the commands that run studies share before anything trains: their flags (checked by
+argparse), the checks of the files they will write, and text shown safely on a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from optimlab.errors import UserError
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1 (``--workers 0`` and ``--threads -1`` are refused)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer (give 1 or more)")
+    return value
+
+
+def study_name(text: str) -> str:
+    """An argparse type: a study name as a spec's ``name`` allows it (not blank, plain text)."""
+    from optimlab.lab.spec import check_text
+
+    try:
+        return check_text("name", text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_study_flags(p: argparse.ArgumentParser) -> None:
+    """``--db``, ``--workers``, ``--threads``, ``--device``, ``--json`` (run and compare)."""
+    p.add_argument("--db", default="optimlab.db", help="the store file (default optimlab.db)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="run trials in this many processes (default 1)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="torch threads per process (default: 1 for small models, else the "
+                        "cores shared among the workers)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
+                   help="where trials train: cpu, cuda, or auto (cuda when torch sees a GPU); "
+                        "default: the spec's device, cpu if it names none")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def check_output_file(path: str | os.PathLike[str], flag: str) -> Path:
+    """The file a command will write at the end, checked now: not a folder, in a folder that
+    exists (or can be made) and is writable — so a long run does not fail at its last step."""
+    out = Path(path)
+    if out.is_dir():
+        raise UserError(f"{flag} {out} is a folder; give a file name, e.g. {out / 'report.html'}")
+    folder = out.parent if str(out.parent) else Path(".")
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{flag} {out}: {probe} is a file, not a folder; give another path")
+    if not os.access(probe, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UserError(f"{flag} {out}: {out if out.exists() else probe} is not writable; "
+                        "give a path you can write to")
+    return out
+
+
+def prepare(spec: Any, args: argparse.Namespace) -> Any:
+    """The spec a run/compare command will run: ``--device`` applied; the store and report
+    paths checked before any training."""
+    check_output_file(args.db, "--db")
+    report = getattr(args, "report", None)
+    if report:
+        check_output_file(report, "--report")
+    if getattr(args, "device", None):
+        spec = spec.model_copy(update={"device": args.device})
+    return spec
+
+
+def visible(text: Any) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``), so a name or label read
+    from a store cannot restyle the terminal it is printed on."""
+    return "".join(c.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(c) == "Cc" else c for c in str(text))
+
+
+def markup_safe(text: Any) -> str:
+    """:func:`visible`, with rich markup escaped too (``[bold]`` prints as ``[bold]``): for
+    text inside rich tables and ``console.print``."""
+    from rich.markup import escape
+
+    return escape(visible(text))

@@ -100,16 +100,20 @@ def _completed(db: Path) -> int:
 
 
 def test_kill_9_mid_study_then_rerun_finishes_each_trial_once_with_same_results(tmp_path):
-    spec_path = write_spec(tmp_path, epochs=12)
+    spec_path = write_spec(tmp_path, epochs=60)
     reference = tmp_path / "ref.db"
     run_study(load_spec(spec_path), reference)
 
     db = tmp_path / "killed.db"
     proc = subprocess.Popen([sys.executable, "-c", KILLER, str(spec_path), str(db)])
     deadline = time.time() + 120
-    while _completed(db) < 2 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the middle of the next trial
+    checkpoints = Path(f"{db}.ckpt")
+
+    def mid_trial() -> bool:  # two trials done and the next one has checkpointed an epoch
+        return _completed(db) >= 2 and any(checkpoints.glob("*/last.pt"))
+
+    while not mid_trial() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 2 <= _completed(db) < 6, "the kill should land mid-study"

@@ -34,7 +34,8 @@ class ChainOptimizer(Optimizer):
 
     def __init__(self, params: Iterable[Any], transform: Transform | Builder,
                  defaults: Mapping[str, Any] | None = None, *, name: str = "custom",
-                 check: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+                 check: Callable[[Mapping[str, Any]], None] | None = None,
+                 fused: bool | None = None) -> None:
         if isinstance(transform, Transform):
             fixed = transform if isinstance(transform, Chain) else Chain(transform)
             self._builder: Builder = lambda group: fixed
@@ -44,6 +45,11 @@ class ChainOptimizer(Optimizer):
             raise TypeError(f"transform must be a chain of transforms or a function of a "
                             f"parameter group returning one; got {transform!r}")
         self._check = check
+        if fused not in (None, True, False):
+            raise ValueError(f"fused={fused!r} is not allowed; choose None (where it pays), "
+                             f"True or False")
+        #: None: a compiled step where it pays; True: wherever it can; False: the eager chain
+        self.fused = fused
         self._cache: dict[int, tuple[Any, Chain]] = {}
         self.name = name
         #: steps skipped because a gradient was NaN/Inf (with ``skip_nonfinite()`` in the chain)

@@ -46,18 +46,26 @@ class DecayWeights(Transform):
     RMSprop, …). *After* it, it is decoupled weight decay (Loshchilov & Hutter): after
     ``scale_by_lr`` the step becomes w ← (1 − α·λ)·w − α·update, which is AdamW. It costs no
     extra pass when nothing reads the update in between: the term is folded into the final write.
+
+    ``scale_by_lr=True`` adds −α·λ·w instead (α the group's learning rate), for a chain whose
+    update is already a step (momentum with the learning rate inside the velocity).
     """
 
-    def __init__(self, rate: float, mask: Mask = "auto") -> None:
+    def __init__(self, rate: float, mask: Mask = "auto", scale_by_lr: bool = False) -> None:
         check_number("weight_decay", rate, low=0.0)
         check_mask(mask)
         super().__init__()
-        self.rate, self.mask = rate, mask
+        self.rate, self.mask, self.scale_by_lr = rate, mask, scale_by_lr
+
+    def coefficients(self, ctx: Context) -> list[float]:
+        """The per-tensor factor of w that this piece adds (0 where the mask says no)."""
+        rate = -ctx.lr * self.rate if self.scale_by_lr else self.rate
+        return [rate if masked(self.mask, p) else 0.0 for p in ctx.params]
 
     def update(self, u: Update, ctx: Context) -> Update:
         if not self.rate:
             return u
-        return u.add_param_term([self.rate if masked(self.mask, p) else 0.0 for p in ctx.params])
+        return u.add_param_term(self.coefficients(ctx))
 
 
 class L1Proximal(Transform):
@@ -93,9 +101,10 @@ class L1Proximal(Transform):
         return u
 
 
-def decay_weights(rate: float, mask: Mask = "auto") -> DecayWeights:
-    """Add ``rate · w`` to the update (coupled before a preconditioner, decoupled after)."""
-    return DecayWeights(rate, mask)
+def decay_weights(rate: float, mask: Mask = "auto", scale_by_lr: bool = False) -> DecayWeights:
+    """Add ``rate · w`` to the update (coupled before a preconditioner, decoupled after).
+    See :class:`DecayWeights`."""
+    return DecayWeights(rate, mask, scale_by_lr)
 
 
 def l1_proximal(rate: float, mask: Mask = "auto", lr: float | None = None) -> L1Proximal:

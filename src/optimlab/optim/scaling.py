@@ -25,11 +25,12 @@ def _check_eps(eps: float) -> None:
 
 
 def _divide_by_root(u: Update, ctx: Context, base: list[Tensor], owned: bool, c: list[float],
-                    eps: float, eps_inside: bool) -> Update:
+                    eps: float, eps_inside: bool, eps_hat: bool = False) -> Update:
     """Divide ``u`` by the root of ``base / c²`` with ε outside or inside the root.
 
         outside:  u / (√(base)/c + ε)  =  c·u / (√base + ε·c)
         inside:   u / √(base/c² + ε)   =  c·u / √(base + ε·c²)
+        hat:      c·u / (√base + ε)        (ε added to the uncorrected root: Keras's ε̂)
 
     Writing it with c pulled out saves torch's separate division pass; ``c`` carries the bias
     correction (c = √(1 − β^t) for a corrected second moment, 1 without correction).
@@ -49,7 +50,7 @@ def _divide_by_root(u: Update, ctx: Context, base: list[Tensor], owned: bool, c:
             den = base
         else:
             den = list(torch._foreach_sqrt(base))
-        torch._foreach_add_(den, eps if plain else [eps * ci for ci in c])
+        torch._foreach_add_(den, eps if plain or eps_hat else [eps * ci for ci in c])
     u.divide(den, ctx.params)
     return u if plain else u.mul(c)
 
@@ -63,9 +64,12 @@ class ScaleByRms(Transform):
         amsgrad=True:   ŝ_t is replaced by its running maximum
         update = u / (√ŝ_t + ε)                   eps_inside=False (default)
         update = u / √(ŝ_t + ε)                   eps_inside=True
+        update = u·√(1 − β^t) / (√s_t + ε)        eps_form="hat" (with bias_correction)
 
     ε outside the root is what torch.optim (RMSprop, Adam) and the course's RMSprop notes
-    compute; inside is the other form found in the notes and papers. ``amsgrad_max="raw"`` takes
+    compute; inside is the other form found in the notes and papers. ``eps_form="hat"`` adds ε
+    to the uncorrected root, as Keras and TensorFlow's Adam do (the ε̂ of Kingma & Ba, §2);
+    ``"corrected"`` (the default) adds it to the corrected one. ``amsgrad_max="raw"`` takes
     the maximum of the uncorrected s_t and then corrects it (torch.optim.Adam(amsgrad=True));
     ``"corrected"`` takes the maximum of the corrected ŝ_t (optax.amsgrad).
     """
@@ -73,15 +77,30 @@ class ScaleByRms(Transform):
     state_names = ("sq_avg", "grad_avg", "max_sq_avg")
 
     def __init__(self, beta: float = 0.999, eps: float = 1e-8, *, eps_inside: bool = False,
-                 bias_correction: bool = False, centered: bool = False, amsgrad: bool = False,
+                 eps_form: str = "corrected", bias_correction: bool = False,
+                 centered: bool = False, amsgrad: bool = False,
                  amsgrad_max: str = "raw") -> None:
         check_beta("beta", beta)
         _check_eps(eps)
         check_choice("amsgrad_max", amsgrad_max, ("raw", "corrected"))
+        check_choice("eps_form", eps_form, ("corrected", "hat"))
         if centered and amsgrad:
             raise ValueError("centered=True and amsgrad=True cannot be combined; choose one")
+        if eps_form == "hat":
+            if eps_inside:
+                raise ValueError("eps_form='hat' adds ε outside the root; it cannot be combined "
+                                 "with eps_inside=True")
+            if not bias_correction:
+                raise ValueError("eps_form='hat' says where the bias correction goes; it needs "
+                                 "bias_correction=True")
+            if amsgrad and amsgrad_max == "corrected":
+                raise ValueError("eps_form='hat' (Keras) takes the maximum of the raw v; use "
+                                 "amsgrad_max='raw' with it")
+            if centered:
+                raise ValueError("eps_form='hat' is Adam's form; it cannot be combined with "
+                                 "centered=True")
         super().__init__()
-        self.beta, self.eps, self.eps_inside = beta, eps, eps_inside
+        self.beta, self.eps, self.eps_inside, self.eps_form = beta, eps, eps_inside, eps_form
         self.bias_correction, self.centered = bias_correction, centered
         self.amsgrad, self.amsgrad_max = amsgrad, amsgrad_max
 
@@ -120,7 +139,7 @@ class ScaleByRms(Transform):
             torch._foreach_maximum_(smax, s)
             s = smax
         return _divide_by_root(u, ctx, s, False, [math.sqrt(b) for b in bc], self.eps,
-                               self.eps_inside)
+                               self.eps_inside, self.eps_form == "hat")
 
 
 class ScaleByAdagrad(Transform):
@@ -157,18 +176,21 @@ class ScaleByAdagrad(Transform):
 class ScaleByInfNorm(Transform):
     """Adamax's exponentially weighted infinity norm (Kingma & Ba, 2015, §7.1).
 
-        u_t = max(β · u_{t−1}, |g_t| + ε),   update = update / u_t
+        u_t = max(β · u_{t−1}, |g_t| + ε),   update = update / u_t            eps_form="inside"
+        u_t = max(β · u_{t−1}, |g_t|),       update = update / (u_t + ε)      eps_form="outside"
 
-    ε sits inside the maximum, as in torch.optim.Adamax.
+    ε inside the maximum is torch.optim.Adamax's form; outside is Keras's.
     """
 
     state_names = ("exp_inf",)
 
-    def __init__(self, beta: float = 0.999, eps: float = 1e-8) -> None:
+    def __init__(self, beta: float = 0.999, eps: float = 1e-8, *,
+                 eps_form: str = "inside") -> None:
         check_beta("beta", beta)
         _check_eps(eps)
+        check_choice("eps_form", eps_form, ("inside", "outside"))
         super().__init__()
-        self.beta, self.eps = beta, eps
+        self.beta, self.eps, self.eps_form = beta, eps, eps_form
 
     def init(self, p: Tensor) -> dict[str, Any]:
         return {"exp_inf": _zeros(p)}
@@ -178,9 +200,12 @@ class ScaleByInfNorm(Transform):
         norm = self.state(ctx, "exp_inf")
         torch._foreach_mul_(norm, self.beta)
         mag = torch._foreach_abs(g)
-        torch._foreach_add_(mag, self.eps)
+        if self.eps_form == "inside":
+            torch._foreach_add_(mag, self.eps)
+            torch._foreach_maximum_(norm, mag)
+            return u.divide(norm, ctx.params)
         torch._foreach_maximum_(norm, mag)
-        return u.divide(norm, ctx.params)
+        return u.divide(list(torch._foreach_add(norm, self.eps)), ctx.params)
 
 
 class Sign(Transform):
@@ -238,11 +263,13 @@ class LrDecay(Transform):
 
 
 def scale_by_rms(beta: float = 0.999, eps: float = 1e-8, *, eps_inside: bool = False,
-                 bias_correction: bool = False, centered: bool = False, amsgrad: bool = False,
+                 eps_form: str = "corrected", bias_correction: bool = False,
+                 centered: bool = False, amsgrad: bool = False,
                  amsgrad_max: str = "raw") -> ScaleByRms:
     """Divide by √(EWA of g²) + ε (RMSprop; Adam with bias_correction). See :class:`ScaleByRms`."""
-    return ScaleByRms(beta, eps, eps_inside=eps_inside, bias_correction=bias_correction,
-                      centered=centered, amsgrad=amsgrad, amsgrad_max=amsgrad_max)
+    return ScaleByRms(beta, eps, eps_inside=eps_inside, eps_form=eps_form,
+                      bias_correction=bias_correction, centered=centered, amsgrad=amsgrad,
+                      amsgrad_max=amsgrad_max)
 
 
 def scale_by_adagrad(eps: float = 1e-10, initial_accumulator_value: float = 0.0, *,
@@ -251,9 +278,10 @@ def scale_by_adagrad(eps: float = 1e-10, initial_accumulator_value: float = 0.0,
     return ScaleByAdagrad(eps, initial_accumulator_value, eps_inside=eps_inside)
 
 
-def scale_by_inf_norm(beta: float = 0.999, eps: float = 1e-8) -> ScaleByInfNorm:
+def scale_by_inf_norm(beta: float = 0.999, eps: float = 1e-8, *,
+                      eps_form: str = "inside") -> ScaleByInfNorm:
     """Divide by Adamax's infinity norm. See :class:`ScaleByInfNorm`."""
-    return ScaleByInfNorm(beta, eps)
+    return ScaleByInfNorm(beta, eps, eps_form=eps_form)
 
 
 def sign() -> Sign:

@@ -4,7 +4,9 @@ It provides what PyTorch code relies on: ``param_groups`` with per-group hyperpa
 ``zero_grad``, ``step(closure)``, ``state_dict``/``load_state_dict`` and ``lr`` that
 ``torch.optim.lr_scheduler`` schedulers can drive. Each step it builds the group's chain from the
 group's current hyperparameters (cheap: a handful of small objects, cached while they are
-unchanged), splits the group's tensors by device and dtype, and runs the chain on each list.
+unchanged), splits the group's tensors by device and dtype, and runs the chain on each list —
+as one compiled pass per tensor where ``fused`` says so (:mod:`optimlab.optim.fused`), else
+eagerly.
 """
 
 from __future__ import annotations
@@ -17,10 +19,36 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from optimlab._checks import check_number
+from optimlab.optim import fused as fusion
 from optimlab.optim.base import Chain, Context, Transform
 from optimlab.optim.update import Update
 
 Builder = Callable[[Mapping[str, Any]], Transform]
+
+
+def undecorated(name: str) -> Callable[..., Any]:
+    """``torch.optim.Optimizer.<name>`` without its ``torch._disable_dynamo`` wrapper.
+
+    torch wraps ``add_param_group``, ``zero_grad``, ``state_dict`` and ``load_state_dict`` so
+    that dynamo never traces them; the wrapper's first call imports ``torch._dynamo`` (about a
+    second at start-up), which building an optimizer or a plain training loop does not need.
+    Inside a graph being compiled, the wrapped method is used, as torch intends.
+    """
+    wrapped = getattr(Optimizer, name)
+    raw = getattr(wrapped, "__wrapped__", wrapped)
+
+    def call(self: Optimizer, *args: Any, **kwargs: Any) -> Any:
+        if torch.compiler.is_compiling():
+            return wrapped(self, *args, **kwargs)
+        return raw(self, *args, **kwargs)
+
+    return call
+
+
+_add_param_group = undecorated("add_param_group")
+_zero_grad = undecorated("zero_grad")
+_state_dict = undecorated("state_dict")
+_load_state_dict = undecorated("load_state_dict")
 
 
 class ChainOptimizer(Optimizer):
@@ -29,7 +57,8 @@ class ChainOptimizer(Optimizer):
     ``transform`` is either a fixed chain (the same pieces for every group; pieces such as
     ``scale_by_lr()`` still read the group's ``lr``) or a *builder*: a function from a group's
     hyperparameters to a chain, which gives every group its own values. ``check`` validates a
-    group's hyperparameters when the group is added.
+    group's hyperparameters when the group is added. ``fused``: None (default) compiles the
+    step where it pays, True wherever it can, False never (:mod:`optimlab.optim.fused`).
     """
 
     def __init__(self, params: Iterable[Any], transform: Transform | Builder,
@@ -60,7 +89,7 @@ class ChainOptimizer(Optimizer):
 
     # -- groups ------------------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
+        _add_param_group(self, param_group)
         group = self.param_groups[-1]
         check_number("lr", group["lr"], low=0.0)
         if self._check is not None:
@@ -146,21 +175,26 @@ class ChainOptimizer(Optimizer):
         ctx = Context(params=params, steps=steps, lr=float(group["lr"]), group=group,
                       states=states,
                       param_ids=[ids.get(id(p), -1) for p in params] if ids else [])
-        update = chain.update(Update(grads), ctx)  # type: ignore[arg-type]
-        update.apply(params)
+        if not (fusion.enabled(self.fused)
+                and fusion.step(chain, ctx, grads, self.fused, self.name)):  # type: ignore[arg-type]
+            update = chain.update(Update(grads), ctx)  # type: ignore[arg-type]
+            update.apply(params)
         for st, t in zip(states, steps, strict=True):
             st["step"] = t
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        _zero_grad(self, set_to_none)
+
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        out = super().state_dict()
+        out = _state_dict(self)
         out["skipped_steps"] = self.skipped_steps
         return out
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = dict(state_dict)
         self.skipped_steps = int(state_dict.pop("skipped_steps", 0))
-        super().load_state_dict(state_dict)
+        _load_state_dict(self, state_dict)
         self._cache.clear()
 
     def __repr__(self) -> str:
@@ -173,7 +207,7 @@ class ChainOptimizer(Optimizer):
 
 
 def from_chain(params: Iterable[Any], transform: Transform | Builder, *, lr: float = 1e-3,
-               **hyperparameters: Any) -> ChainOptimizer:
+               fused: bool | None = None, **hyperparameters: Any) -> ChainOptimizer:
     """An optimizer from your own chain (or from a function of a group returning a chain).
 
     >>> from optimlab.optim import transforms as T
@@ -181,4 +215,4 @@ def from_chain(params: Iterable[Any], transform: Transform | Builder, *, lr: flo
     ...                  T.chain(T.clip_by_global_norm(1.0), T.ewa(0.9), T.scale_by_lr()),
     ...                  lr=0.1)
     """
-    return ChainOptimizer(params, transform, {"lr": lr, **hyperparameters})
+    return ChainOptimizer(params, transform, {"lr": lr, **hyperparameters}, fused=fused)

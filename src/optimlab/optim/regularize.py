@@ -9,14 +9,14 @@ tensor when a chain is built by hand.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from optimlab._checks import check_choice, check_number
-from optimlab.optim.base import Context, Transform
+from optimlab.optim.base import Context, Lane, Slots, Transform
 from optimlab.optim.update import Update
 
 Mask = str | Callable[[Tensor], bool]
@@ -62,10 +62,20 @@ class DecayWeights(Transform):
         rate = -ctx.lr * self.rate if self.scale_by_lr else self.rate
         return [rate if masked(self.mask, p) else 0.0 for p in ctx.params]
 
+    fusion = "elementwise"
+
     def update(self, u: Update, ctx: Context) -> Update:
         if not self.rate:
             return u
         return u.add_param_term(self.coefficients(ctx))
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        return [(c,) for c in self.coefficients(ctx)]
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        lane.u = lane.u + lane.p * s[0]
 
 
 class L1Proximal(Transform):
@@ -86,6 +96,20 @@ class L1Proximal(Transform):
             check_number("lr", lr, low=0.0)
         super().__init__()
         self.rate, self.mask, self.lr = rate, mask, lr
+
+    fusion = "elementwise"
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        threshold = (ctx.lr if self.lr is None else self.lr) * self.rate
+        return [(threshold, 1.0 if self.rate and masked(self.mask, p) else 0.0)
+                for p in ctx.params]
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        target = lane.p + lane.u
+        shrunk = target.sign() * (target.abs() - s[0]).clamp_min(0.0)
+        lane.u = torch.where(s[1] > 0, shrunk - lane.p, lane.u)
 
     def update(self, u: Update, ctx: Context) -> Update:
         if not self.rate:

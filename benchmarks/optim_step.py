@@ -2,8 +2,9 @@
 
 For each named optimizer: 10M float32 parameters in 100 tensors (gradients fixed), the time of
 one ``step()`` for optimlab's eager chain (``fused=False``), optimlab's fused step
-(``fused=True``: one compiled pass per tensor), torch's foreach path and torch's fastest path
-(fused where torch has it for the algorithm, else foreach).
+(``fused=True``: torch's own fused kernel where the chain is exactly torch's algorithm, else one
+compiled pass per tensor), the compiled pass even where torch has a kernel ("compiled"), torch's
+foreach path and torch's fastest path (fused where torch has it for the algorithm, else foreach).
 
 The reference is this machine's copy bandwidth, measured in every round beside the optimizers,
 so that a busy moment cannot skew every row. A copy ``dst.copy_(src)`` moves 12 bytes per
@@ -21,6 +22,7 @@ contender and the copy; the best round of each is kept (the machine is shared an
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import statistics
 import time
@@ -29,6 +31,7 @@ from collections.abc import Callable
 import torch
 
 import optimlab.optim as oo
+from optimlab.optim.fused import kernel_name
 
 # name: (optimlab factory, torch factory or None, bytes moved per parameter)
 CASES: dict[str, tuple[Callable, Callable | None, int]] = {
@@ -103,9 +106,9 @@ def main() -> None:
     print(f"{args.params / 1e6:.0f}M float32 parameters in {args.tensors} tensors; best of "
           f"{args.rounds} interleaved rounds (copy bandwidth measured in each), median of "
           f"{args.repeats} steps each\n")
-    header = (f"{'optimizer':10} {'eager ms':>8} {'fused ms':>8} {'torch fe':>8} "
-              f"{'fastest':>8} {'mode':>7} {'fused/fe':>8} {'fused/fast':>10} {'B/p':>4} "
-              f"{'bw eager':>8} {'bw fused':>8} {'bw torch':>8} {'copy GB/s':>9}")
+    header = (f"{'optimizer':10} {'kernel':>14} {'eager':>6} {'fused':>6} {'compiled':>8} "
+              f"{'torch':>6} {'mode':>7} {'fused/torch':>11} {'compiled/torch':>14} {'B/p':>4} "
+              f"{'bw eager':>8} {'bw fused':>8} {'bw comp.':>8} {'bw torch':>8} {'GB/s':>5}")
     print(header)
     print("-" * len(header))
     src = torch.randn(args.params)
@@ -115,8 +118,17 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         params = make_params(args.params, args.tensors)
+        fused = ours_factory(params, True)
+        kernel = kernel_name(fused.chain())
         contenders: dict[str, Callable[[], object]] = {
-            "eager": ours_factory(params, False).step, "fused": ours_factory(params, True).step}
+            "eager": ours_factory(params, False).step, "fused": fused.step}
+        if kernel.startswith("torch"):  # the same chain, compiled
+            chain = copy.copy(fused.chain())
+            chain.torch_equivalent = None
+            contenders["compiled"] = oo.from_chain(params, chain, lr=fused.param_groups[0]["lr"],
+                                                   fused=True).step
+        else:
+            contenders["compiled"] = contenders["fused"]
         peers = torch_variants(torch_factory, params) if torch_factory else {}
         contenders.update({f"torch {k}": opt.step for k, opt in peers.items()})
         for step in contenders.values():  # warm up: state allocation, compiling, first steps
@@ -133,21 +145,23 @@ def main() -> None:
             return f"{_b * args.params / seconds / _copy:8.2f}"
 
         ms = {k: v * 1e3 for k, v in best.items()}
+        line = (f"{name:10} {kernel:>14} {ms['eager']:6.1f} {ms['fused']:6.1f} "
+                f"{ms['compiled']:8.1f} ")
         if peers:
             fastest = min(peers, key=lambda k: best[f"torch {k}"])
             t_fast = best[f"torch {fastest}"]
-            print(f"{name:10} {ms['eager']:8.1f} {ms['fused']:8.1f} {ms['torch foreach']:8.1f} "
-                  f"{t_fast * 1e3:8.1f} {fastest:>7} "
-                  f"{best['fused'] / best['torch foreach']:8.2f} {best['fused'] / t_fast:10.2f} "
-                  f"{bytes_per_param:4d} {bw(best['eager'])} {bw(best['fused'])} {bw(t_fast)} "
-                  f"{copy_bw / 1e9:9.1f}")
+            line += (f"{t_fast * 1e3:6.1f} {fastest:>7} {best['fused'] / t_fast:11.2f} "
+                     f"{best['compiled'] / t_fast:14.2f} ")
         else:
-            print(f"{name:10} {ms['eager']:8.1f} {ms['fused']:8.1f} {'—':>8} {'—':>8} "
-                  f"{'none':>7} {'—':>8} {'—':>10} {bytes_per_param:4d} {bw(best['eager'])} "
-                  f"{bw(best['fused'])} {'—':>8} {copy_bw / 1e9:9.1f}")
+            line += f"{'—':>6} {'none':>7} {'—':>11} {'—':>14} "
+        line += (f"{bytes_per_param:4d} {bw(best['eager'])} {bw(best['fused'])} "
+                 f"{bw(best['compiled'])} {bw(t_fast) if peers else '—':>8} "
+                 f"{copy_bw / 1e9:5.1f}")
+        print(line, flush=True)
         del params, contenders, peers
-    print("\nratios are optimlab fused time / torch time: below 1.00 optimlab is faster. "
-          "bw: fraction of the copy bandwidth (12 bytes per float). torch has no Lion.")
+    print("\ntimes in ms; ratios are optimlab time / torch's fastest time: below 1.00 optimlab is "
+          "faster. bw: fraction of the copy bandwidth (12 bytes per float32), copy in GB/s. "
+          "torch has no Lion.")
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ parameters equal the eager ones to 1e-6 of their largest magnitude in float32 an
 float64. Gradients depend on the weights (g = h⊙w + noise, h > 0), so that weight decay and the
 update's effect feed back, without the chaos of a network that would amplify rounding.
 
-Compiling costs seconds per kernel on a small CPU: the default run compiles three kernels (Adam
-in float32, a hand-built chain with clipping in float64, Nadam's host-side state); the matrix of
-every optimizer and every switch is marked slow (it compiles with fewer tensors per call to go
-faster; the slot count does not change the arithmetic).
+Compiling costs seconds per kernel on a small CPU: the default run compiles two kernels
+(RMSprop in float32; a hand-built chain with clipping and Nadam's host-side state in float64)
+and runs torch's fused Adam; the matrix of every optimizer and every switch is marked slow (it
+compiles with fewer tensors per call to go faster; the slot count does not change the
+arithmetic).
 """
 
 from __future__ import annotations
@@ -85,26 +86,28 @@ def compiled_kernels() -> Callable[[], int]:
     return lambda: sum(k is not None for k in F._KERNELS.values())
 
 
-# -- the default run: three kernels ---------------------------------------------------------------
-def test_fused_adam_equals_eager_in_float32_and_compiles_once(compiled_kernels) -> None:
+# -- the default run: two compiled kernels and one of torch's ------------------------------------
+def test_fused_rmsprop_equals_eager_in_float32_and_compiles_once(compiled_kernels) -> None:
     from torch._dynamo.utils import counters
 
-    make = _named("adam", lr=0.01, weight_decay=1e-3, decay_mask="all")
+    make = _named("rmsprop", lr=0.005, centered=True, momentum=0.9, weight_decay=1e-3,
+                  decay_mask="all")
     _train(make, torch.float32, True, second={})  # compiles (or finds) the kernel
     before, graphs = compiled_kernels(), counters["stats"]["unique_graphs"]
-    _assert_parity(make, torch.float32, {"lr": 0.003, "betas": (0.8, 0.99)})
-    # lr driven by a schedule, other betas in the second group, 10 tensors in two calls per
+    _assert_parity(make, torch.float32, {"lr": 0.002, "alpha": 0.9})
+    # lr driven by a schedule, another alpha in the second group, 10 tensors in two calls per
     # group: no new kernel and no recompiled graph
     assert compiled_kernels() == before
     assert counters["stats"]["unique_graphs"] == graphs
 
 
-def test_fused_hand_built_chain_with_clipping_equals_eager_in_float64() -> None:
-    """clip_by_global_norm reduces over the group first (eagerly); the rest is fused."""
+def test_fused_hand_built_chain_with_clipping_and_host_state_equals_eager_in_float64() -> None:
+    """clip_by_global_norm reduces over the group first (eagerly) and the rest is compiled;
+    Nadam's μ product lives on the host and advances once per step on either path."""
     def make(groups: list[dict[str, Any]], fused: bool | None) -> torch.optim.Optimizer:
         return oo.from_chain(groups, lambda g: T.chain(
-            T.skip_nonfinite(), T.clip_by_global_norm(g["max_norm"]), T.ewa(0.9),
-            T.bias_correction(0.9), T.scale_by_rms(0.99, 1e-6, bias_correction=True),
+            T.skip_nonfinite(), T.clip_by_global_norm(g["max_norm"]), T.nadam_momentum(0.9),
+            T.scale_by_rms(0.99, 1e-6, bias_correction=True),
             T.decay_weights(g["weight_decay"], "all"), T.scale_by_lr()),
             lr=0.05, max_norm=2.0, weight_decay=0.01, fused=fused)
 
@@ -114,13 +117,23 @@ def test_fused_hand_built_chain_with_clipping_equals_eager_in_float64() -> None:
                for key, kernel in F._KERNELS.items())
 
 
-def test_fused_nadam_keeps_its_host_side_state_in_step() -> None:
-    """Nadam's μ product lives on the host and advances once per step on either path."""
-    _assert_parity(_named("nadam", lr=0.01), torch.float64, {"lr": 0.004})
+def test_torch_algorithms_use_torch_fused_kernels(compiled_kernels) -> None:
+    """Adam with coupled decay on some tensors only (decay_mask="auto"): torch's kernel, called
+    per decay rate, equals the eager chain; nothing is compiled for it."""
+    before = compiled_kernels()
+    make = _named("adam", lr=0.01, weight_decay=1e-2)
+    assert F.kernel_name(make([{"params": [torch.ones(2, requires_grad=True)]}], True)
+                         .chain()) == "torch adam"
+    _assert_parity(make, torch.float32, {"lr": 0.003, "betas": (0.8, 0.99)})
+    assert compiled_kernels() == before
 
 
 # -- no temporaries, one pass ---------------------------------------------------------------------
-def test_fused_step_allocates_no_temporaries() -> None:
+@pytest.mark.parametrize("name, kwargs", [
+    ("adam", {}),  # torch's kernel
+    ("rmsprop", {"centered": True, "momentum": 0.9, "weight_decay": 1e-3, "decay_mask": "all"}),
+], ids=["torch_kernel", "compiled"])
+def test_fused_step_allocates_no_temporaries(name: str, kwargs: dict[str, Any]) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     params = [torch.randn(1 << 18).requires_grad_() for _ in range(4)]
@@ -133,8 +146,8 @@ def test_fused_step_allocates_no_temporaries() -> None:
             opt.step()
         return sum(max(e.cpu_memory_usage, 0) for e in prof.events())
 
-    eager = allocated(oo.adam(params, lr=1e-3, fused=False))
-    fused = allocated(oo.adam(params, lr=1e-3, fused=True))
+    eager = allocated(oo.create(name, params, fused=False, **kwargs))
+    fused = allocated(oo.create(name, params, fused=True, **kwargs))
     moved = 4 * (1 << 18) * 4  # bytes of one float32 copy of the parameters
     assert eager > moved  # the eager chain writes temporaries as large as the parameters
     assert fused < 4096  # the fused step: a row of scalars, nothing the size of a tensor
@@ -145,24 +158,26 @@ def test_auto_rule_fuses_only_large_tensors(monkeypatch) -> None:
     """fused=None takes the kernel for tensors of ≥ MIN_NUMEL elements when they hold ≥ MIN_TOTAL
     together; the rest of the group runs eagerly in the same step, with the same result."""
     calls: list[int] = []
-    real = F._compile
 
-    def counting(key: tuple[Any, ...], *args: Any, **kwargs: Any) -> Any:
-        kernel = real(key, *args, **kwargs)
-        assert kernel is not None
-
+    def counting(kernel: Callable[..., None]) -> Callable[..., None]:
         def wrapped(s: torch.Tensor, *tensors: torch.Tensor) -> None:
-            calls.append(sum(t.numel() for t in tensors[::4] if t.numel() > 2))
+            calls.append(sum(t.numel() for t in tensors[::5] if t.numel() > 2))
             kernel(s, *tensors)
-
-        F._KERNELS[key] = wrapped
         return wrapped
 
-    monkeypatch.setattr(F, "_KERNELS", {})
-    monkeypatch.setattr(F, "_compile", counting)
+    real = F._compile
+
+    def compile_counting(*args: Any, **kwargs: Any) -> Any:
+        kernel = real(*args, **kwargs)
+        F._KERNELS[args[0]] = counting(kernel)
+        return F._KERNELS[args[0]]
+
+    monkeypatch.setattr(F, "_KERNELS", {k: v and counting(v) for k, v in F._KERNELS.items()})
+    monkeypatch.setattr(F, "_compile", compile_counting)
     monkeypatch.setattr(F, "MIN_NUMEL", 100)
     monkeypatch.setattr(F, "MIN_TOTAL", 500)
-    make = _named("adam", lr=0.01)
+    make = _named("rmsprop", lr=0.005, centered=True, momentum=0.9, weight_decay=1e-3,
+                  decay_mask="all")  # the kernel of the first test: p, g and 3 states
     eager = _train(make, torch.float32, False, second={})
     auto = _train(make, torch.float32, None, second={})
     torch.testing.assert_close(auto, eager, rtol=1e-6, atol=1e-6 * float(eager.abs().max()))

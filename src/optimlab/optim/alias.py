@@ -71,8 +71,21 @@ def _trace_pieces(g: Group) -> list[Transform]:
     return pieces
 
 
+def _same_as_torch(c: Chain, kernel: str | None, g: Group, *names: str) -> Chain:
+    """Mark ``c`` as computing exactly torch's fused ``kernel`` with the group's ``names``
+    (see Chain.torch_equivalent)."""
+    if kernel is not None:
+        c.torch_equivalent = (kernel, {n: g[n] for n in ("weight_decay", "decay_mask", *names)})
+    return c
+
+
+def _coupled(g: Group) -> bool:
+    return not (g.get("decoupled_weight_decay", False) and g["weight_decay"])
+
+
 def _sgd_chain(g: Group) -> Chain:
-    return _with_decay(g, _trace_pieces(g))
+    return _same_as_torch(_with_decay(g, _trace_pieces(g)), "sgd" if _coupled(g) else None, g,
+                          "momentum", "dampening", "nesterov")
 
 
 def _momentum_chain(g: Group) -> Chain:
@@ -104,7 +117,9 @@ def _nesterov_chain(g: Group) -> Chain:
 def _adagrad_chain(g: Group) -> Chain:
     core: list[Transform] = [scaling.scale_by_adagrad(
         g["eps"], g["initial_accumulator_value"], eps_inside=g["eps_inside"])]
-    return _with_decay(g, core, scaling.lr_decay(g["lr_decay"]))
+    return _same_as_torch(_with_decay(g, core, scaling.lr_decay(g["lr_decay"])),
+                          "adagrad" if _coupled(g) and not g["eps_inside"] else None, g,
+                          "lr_decay", "eps")
 
 
 def _rmsprop_chain(g: Group) -> Chain:
@@ -129,7 +144,10 @@ def _adam_pieces(g: Group) -> list[Transform]:
 
 
 def _adam_chain(g: Group) -> Chain:
-    return _with_decay(g, _adam_pieces(g))
+    torch_form = (g["bias_correction"] and not g["eps_inside"] and g["eps_form"] == "corrected"
+                  and (not g["amsgrad"] or g["amsgrad_max"] == "raw"))
+    kernel = ("adam" if _coupled(g) else "adamw") if torch_form else None
+    return _same_as_torch(_with_decay(g, _adam_pieces(g)), kernel, g, "betas", "eps", "amsgrad")
 
 
 def _amsgrad_chain(g: Group) -> Chain:

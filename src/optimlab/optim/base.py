@@ -159,6 +159,10 @@ class Chain(Transform):
         self.needs_param_ids = any(getattr(p, "needs_param_ids", False) for p in flat)
         #: whether the chain asks for steps with NaN/Inf gradients to be skipped
         self.skips_nonfinite = any(getattr(p, "skips_nonfinite", False) for p in flat)
+        #: the torch fused kernel that computes exactly this chain ("adam", "adamw", "sgd",
+        #: "adagrad") with its hyperparameters but lr, set by the named optimizers that build
+        #: it; fused steps use it
+        self.torch_equivalent: tuple[str, dict[str, Any]] | None = None
 
 
     def init(self, p: Tensor) -> dict[str, Any]:

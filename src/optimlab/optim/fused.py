@@ -12,6 +12,12 @@ dtype and device; Inductor keeps the generated code on disk (``TORCHINDUCTOR_CAC
 default a ``torchinductor_<user>`` folder in the temporary directory), so a second process skips
 code generation and the C++ build. The first compile of each kernel prints its cost, once.
 
+Where a named optimizer's chain is exactly one of torch's algorithms with a fused kernel for the
+device (Adam, AdamW, AMSGrad, SGD with heavy-ball momentum or Nesterov, Adagrad on CPU), the
+step calls torch's kernel instead (``torch._fused_adam_`` …): one call per group, no compile.
+Every other chain — RMSprop, Nadam, Adamax, Lion, the Keras and course forms, your own chains of
+the built-in pieces — is compiled.
+
 Which tensors take the kernel (``fused`` of the optimizer):
 
 * ``False``, or the environment variable ``OPTIMLAB_FUSED=0``: none; the eager chain.
@@ -96,6 +102,13 @@ def _make_plan(pieces: Sequence[Transform]) -> Plan:
         (type(p).__module__, type(p).__qualname__, p.structure(), tuple(p.keys.items()))
         for p in body))
     return Plan(prefix, body, key)
+
+
+def kernel_name(chain: Chain) -> str:
+    """Which kernel a fused step of ``chain`` uses: torch's own, a compiled one, or none."""
+    if chain.torch_equivalent is not None:
+        return f"torch {chain.torch_equivalent[0]}"
+    return "compiled" if plan_of(chain) is not None else "eager only"
 
 
 def enabled(fused: bool | None) -> bool:
@@ -227,6 +240,8 @@ def step(chain: Chain, ctx: Context, grads: list[Tensor], fused: bool | None,
             return False
     else:
         candidates = list(range(n))
+    if not enabled(fused):
+        return False
     plan = plan_of(chain)
     if plan is None:
         if fused:
@@ -245,6 +260,16 @@ def step(chain: Chain, ctx: Context, grads: list[Tensor], fused: bool | None,
         _warn_once(f"kind:{dtype}:{device.type}",
                    f"optimlab has no fused step for {dtype} tensors on {device.type}")
         return False
+
+    same = chain.torch_equivalent
+    if same is not None and (same[0], device.type) in TORCH:
+        torch_step(same[0], same[1], ctx, grads, candidates)
+        taken = set(candidates)
+        rest = [i for i in range(len(ctx.params)) if i not in taken]
+        if rest:
+            ectx = _subcontext(ctx, rest)
+            chain.update(Update([grads[i] for i in rest]), ectx).apply(ectx.params)
+        return True
 
     fctx = _subcontext(ctx, candidates)
     widths = _WIDTHS.get(plan.key)
@@ -302,6 +327,55 @@ def step(chain: Chain, ctx: Context, grads: list[Tensor], fused: bool | None,
             eager = piece.update(eager, ectx)
         eager.apply(ectx.params)
     return True
+
+
+# -- torch's own fused kernels, for the chains that are exactly torch's algorithms --------------
+#: (kernel, device type) pairs that torch has
+TORCH = {("adam", "cpu"), ("adamw", "cpu"), ("sgd", "cpu"), ("adagrad", "cpu"),
+         ("adam", "cuda"), ("adamw", "cuda"), ("sgd", "cuda")}
+
+
+def torch_step(kernel: str, g: dict[str, Any], ctx: Context, grads: list[Tensor],
+               idx: Sequence[int]) -> None:
+    """Step the tensors ``idx`` with torch's fused kernel for the named optimizer's chain.
+
+    The chain's state is torch's state under other names (ewa = exp_avg, sq_avg = exp_avg_sq,
+    trace = momentum_buffer, sum = sum); the decay mask splits the call in two (λ and 0), and
+    torch's first momentum step (buffer = gradient) in two more where step counts differ.
+    """
+    from optimlab.optim.regularize import masked
+
+    lr = ctx.lr
+    wd, mask = g["weight_decay"], g["decay_mask"]
+    parts: dict[tuple[float, int], list[int]] = {}
+    for i in idx:
+        rate = wd if wd and masked(mask, ctx.params[i]) else 0.0
+        parts.setdefault((rate, ctx.steps[i]), []).append(i)
+    device = ctx.params[idx[0]].device
+    for (rate, t), part in parts.items():
+        params = [ctx.params[i] for i in part]
+        gs = [grads[i] for i in part]
+        st = [ctx.states[i] for i in part]
+        if kernel == "sgd":
+            buffers = [s["trace"] for s in st] if g["momentum"] else []
+            torch._fused_sgd_(params, gs, buffers, weight_decay=rate, momentum=g["momentum"],
+                              lr=lr, dampening=g["dampening"], nesterov=g["nesterov"],
+                              maximize=False, is_first_step=t == 1, grad_scale=None,
+                              found_inf=None)
+            continue
+        steps = [torch.tensor(float(t), device=device)] * len(part)
+        if kernel == "adagrad":
+            torch._fused_adagrad_(params, gs, [s["sum"] for s in st], steps, lr=lr,
+                                  lr_decay=g["lr_decay"], weight_decay=rate, eps=g["eps"],
+                                  maximize=False, grad_scale=None, found_inf=None)
+            continue
+        amsgrad = "max_sq_avg" in st[0]
+        fused_adam = torch._fused_adam_ if kernel == "adam" else torch._fused_adamw_
+        b1, b2 = g["betas"]
+        fused_adam(params, gs, [s["ewa"] for s in st], [s["sq_avg"] for s in st],
+                   [s["max_sq_avg"] for s in st] if amsgrad else [], steps, amsgrad=amsgrad,
+                   lr=lr, beta1=b1, beta2=b2, weight_decay=rate, eps=g["eps"], maximize=False,
+                   grad_scale=None, found_inf=None)
 
 
 def _widths(body: Sequence[Transform], ctx: Context) -> list[int]:

@@ -117,6 +117,10 @@ class ChainOptimizer(Optimizer):
         self._cache[id(group)] = (keys, [group[k] for k in keys], chain)
         return chain
 
+    def chain(self, group: int = 0) -> Chain:
+        """The chain that steps parameter group ``group``, as its hyperparameters build it now."""
+        return self._chain_for(self.param_groups[group])
+
     # -- the step ---------------------------------------------------------------------------
     def _grads_finite(self) -> bool:
         grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
@@ -175,8 +179,8 @@ class ChainOptimizer(Optimizer):
         ctx = Context(params=params, steps=steps, lr=float(group["lr"]), group=group,
                       states=states,
                       param_ids=[ids.get(id(p), -1) for p in params] if ids else [])
-        if not (fusion.enabled(self.fused)
-                and fusion.step(chain, ctx, grads, self.fused, self.name)):  # type: ignore[arg-type]
+        if self.fused is False or not fusion.step(chain, ctx, grads,  # type: ignore[arg-type]
+                                                  self.fused, self.name):
             update = chain.update(Update(grads), ctx)  # type: ignore[arg-type]
             update.apply(params)
         for st, t in zip(states, steps, strict=True):

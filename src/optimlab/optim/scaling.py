@@ -44,8 +44,8 @@ def _divide_by_root(u: Update, ctx: Context, base: list[Tensor], owned: bool, c:
     correction (c = √(1 − β^t) for a corrected second moment, 1 without correction).
     """
     plain = all(ci == 1.0 for ci in c)
-    shifts = [_shift(ci, eps, eps_inside, eps_hat) for ci in c]
-    shift: float | list[float] = shifts[0] if plain else shifts
+    shift: float | list[float] = (_shift(1.0, eps, eps_inside, eps_hat) if plain
+                                  else [_shift(ci, eps, eps_inside, eps_hat) for ci in c])
     if eps_inside:
         if owned:
             torch._foreach_add_(base, shift)
@@ -147,7 +147,7 @@ class ScaleByRms(Transform):
         torch._foreach_mul_(s, self.beta)
         torch._foreach_addcmul_(s, g, g, 1.0 - self.beta)
         bc = self._corrections(ctx)
-        c = [self._root_factor(b) for b in bc]
+        c = [self._root_factor(b) for b in bc] if self.bias_correction else bc
         hat = self.eps_form == "hat"
         if self.centered:
             avg = self.state(ctx, "grad_avg")

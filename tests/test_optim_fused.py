@@ -183,6 +183,16 @@ def test_auto_rule_fuses_only_large_tensors(monkeypatch) -> None:
     torch.testing.assert_close(auto, eager, rtol=1e-6, atol=1e-6 * float(eager.abs().max()))
     big = sum(n for s in SHAPES[:4] if (n := torch.Size(s).numel()) >= 100)
     assert calls and set(calls) == {big}  # group 1: its big tensors; group 2: none big enough
+    # torch's kernels cost no compile: a big tensor takes them whatever the group's total
+    taken: list[int] = []
+    real_torch_step = F.torch_step
+    monkeypatch.setattr(F, "torch_step", lambda kernel, g, ctx, grads, idx: (
+        taken.append(len(idx)), real_torch_step(kernel, g, ctx, grads, idx)))
+    monkeypatch.setattr(F, "MIN_TOTAL", 10**9)
+    eager = _train(_named("adam", lr=0.01), torch.float32, False, second={})
+    auto = _train(_named("adam", lr=0.01), torch.float32, None, second={})
+    torch.testing.assert_close(auto, eager, rtol=1e-6, atol=1e-6 * float(eager.abs().max()))
+    assert set(taken) == {2}  # the two tensors of ≥ 100 elements of group 1, every step
 
 
 def test_small_models_never_compile_nor_import_dynamo() -> None:

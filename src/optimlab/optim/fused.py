@@ -23,11 +23,14 @@ Which tensors take the kernel (``fused`` of the optimizer):
 * ``False``, or the environment variable ``OPTIMLAB_FUSED=0``: none; the eager chain.
 * ``True``: every tensor that can (float32/float64, contiguous, at least 2 elements, on CPU or
   CUDA), whatever its size.
-* ``None`` (the default, "where it pays"): tensors of at least :data:`MIN_NUMEL` elements, when
-  together they hold at least :data:`MIN_TOTAL` elements of the group. Smaller tensors are
-  cheaper eagerly (a compiled call costs tens of microseconds on the host), and a small model
-  would never earn back the compile (seconds). So the lab's and the Trainer's small models never
-  compile anything.
+* ``None`` (the default, "where it pays"): tensors of at least :data:`MIN_NUMEL` (65,536)
+  elements; where the step must be compiled, only when together they hold at least
+  :data:`MIN_TOTAL` (4M) elements of the group. Measured on a 2-core CPU: below ~10⁴ elements a
+  tensor is cheaper eagerly (a compiled call costs tens of microseconds on the host); a compiled
+  RMSprop step saves about 1 ms per million parameters per step, against a first compile of
+  ~20 s (~6 s in a later process, from the disk cache), so a group of 4M parameters earns it
+  back within a few thousand steps. torch's own kernels cost no compile. The lab's and the
+  Trainer's small models (tensors of thousands of elements) never take the fused step.
 
 Tensors that do not take the kernel run the eager chain in the same step. A chain is fusable
 when every piece has a fused form (``fusion`` set); pieces that need the whole group first
@@ -54,10 +57,11 @@ from torch import Tensor
 from optimlab.optim.base import Chain, Context, Lane, Slots, Transform
 from optimlab.optim.update import Update
 
-#: with ``fused=None``: a tensor takes the kernel when it has at least this many elements …
+#: with ``fused=None``: a tensor takes the fused step when it has at least this many elements …
 MIN_NUMEL = 1 << 16
-#: … and such tensors hold at least this many elements of the group together
-MIN_TOTAL = 1 << 20
+#: … and, where the step must be compiled, such tensors hold at least this many elements of the
+#: group together (a compile costs seconds; see the module docstring)
+MIN_TOTAL = 1 << 22
 #: tensors per call of a kernel (calls cost tens of microseconds on the host; compiling more
 #: slots costs more seconds once)
 SLOTS = 8
@@ -236,7 +240,8 @@ def step(chain: Chain, ctx: Context, grads: list[Tensor], fused: bool | None,
     n = len(ctx.params)
     if fused is None:  # where it pays: cheap size checks first, before anything else
         candidates = [i for i in range(n) if ctx.params[i].numel() >= MIN_NUMEL]
-        if sum(ctx.params[i].numel() for i in candidates) < MIN_TOTAL:
+        if not candidates or (sum(ctx.params[i].numel() for i in candidates) < MIN_TOTAL
+                              and not _has_torch_kernel(chain, ctx.params[0].device)):
             return False
     else:
         candidates = list(range(n))
@@ -262,7 +267,7 @@ def step(chain: Chain, ctx: Context, grads: list[Tensor], fused: bool | None,
         return False
 
     same = chain.torch_equivalent
-    if same is not None and (same[0], device.type) in TORCH:
+    if same is not None and _has_torch_kernel(chain, device):
         torch_step(same[0], same[1], ctx, grads, candidates)
         taken = set(candidates)
         rest = [i for i in range(len(ctx.params)) if i not in taken]
@@ -333,6 +338,11 @@ def step(chain: Chain, ctx: Context, grads: list[Tensor], fused: bool | None,
 #: (kernel, device type) pairs that torch has
 TORCH = {("adam", "cpu"), ("adamw", "cpu"), ("sgd", "cpu"), ("adagrad", "cpu"),
          ("adam", "cuda"), ("adamw", "cuda"), ("sgd", "cuda")}
+
+
+def _has_torch_kernel(chain: Chain, device: torch.device) -> bool:
+    same = chain.torch_equivalent
+    return same is not None and (same[0], device.type) in TORCH
 
 
 def torch_step(kernel: str, g: dict[str, Any], ctx: Context, grads: list[Tensor],

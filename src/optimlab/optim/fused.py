@@ -373,7 +373,7 @@ def torch_step(kernel: str, g: dict[str, Any], ctx: Context, grads: list[Tensor]
                               maximize=False, is_first_step=t == 1, grad_scale=None,
                               found_inf=None)
             continue
-        steps = [torch.tensor(float(t), device=device)] * len(part)
+        steps = [torch.tensor(float(t), dtype=torch.float32, device=device)] * len(part)
         if kernel == "adagrad":
             torch._fused_adagrad_(params, gs, [s["sum"] for s in st], steps, lr=lr,
                                   lr_decay=g["lr_decay"], weight_decay=rate, eps=g["eps"],

@@ -1,18 +1,28 @@
-"""Time of one optimizer step: optimlab against torch.optim on the same tensors, in one run.
+"""Time of one optimizer step: optimlab (eager and fused) against torch.optim, in one run.
 
-For each named optimizer: 10M float32 parameters in 100 tensors (gradients fixed), the median
-time of one ``step()`` for optimlab, torch's foreach path and torch's fastest path (fused where
-torch has it for the algorithm, else foreach). Printed as ratios (optimlab / torch; < 1 means
-optimlab is faster) and as the fraction of this machine's memory-copy bandwidth that the step
-reaches given the bytes the algorithm must move (e.g. Adam reads p, g, m, v and writes p, m, v:
-28 bytes per float32 parameter).
+For each named optimizer: 10M float32 parameters in 100 tensors (gradients fixed), the time of
+one ``step()`` for optimlab's eager chain (``fused=False``), optimlab's fused step
+(``fused=True``: torch's own fused kernel where the chain is exactly torch's algorithm, else one
+compiled pass per tensor), the compiled pass even where torch has a kernel ("compiled"), torch's
+foreach path and torch's fastest path (fused where torch has it for the algorithm, else foreach).
 
-    python benchmarks/optim_step.py [--params 10_000_000] [--tensors 100] [--repeats 7]
+The reference is this machine's copy bandwidth, measured in every round beside the optimizers,
+so that a busy moment cannot skew every row. A copy ``dst.copy_(src)`` moves 12 bytes per
+float32: it reads src, and writing dst reads each line of dst first. An optimizer step moves the
+bytes it must read and write, e.g. Adam reads p, g, m, v and writes p, m, v: 28 bytes per
+parameter (writing a buffer it has just read costs no extra read). "bw" is that traffic over the
+step's time, as a fraction of the copy's.
+
+Each contender runs ``--repeats`` steps per round (median kept); rounds interleave every
+contender and the copy; the best round of each is kept (the machine is shared and noisy).
+
+    python benchmarks/optim_step.py [--params 10_000_000] [--tensors 100] [--rounds 7]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import statistics
 import time
@@ -21,32 +31,32 @@ from collections.abc import Callable
 import torch
 
 import optimlab.optim as oo
+from optimlab.optim.fused import kernel_name
 
 # name: (optimlab factory, torch factory or None, bytes moved per parameter)
 CASES: dict[str, tuple[Callable, Callable | None, int]] = {
-    "sgd": (lambda p: oo.sgd(p, lr=0.01),
+    "sgd": (lambda p, f: oo.sgd(p, lr=0.01, fused=f),
             lambda p, **m: torch.optim.SGD(p, lr=0.01, **m), 12),
-    "momentum": (lambda p: oo.momentum(p, lr=0.01, momentum=0.9),
-                 lambda p, **m: torch.optim.SGD(p, lr=0.01, momentum=0.9, dampening=0.9, **m),
-                 20),
-    "nesterov": (lambda p: oo.nesterov(p, lr=0.01, momentum=0.9, form="heavy_ball"),
+    "momentum": (lambda p, f: oo.momentum(p, lr=0.01, momentum=0.9, form="heavy_ball", fused=f),
+                 lambda p, **m: torch.optim.SGD(p, lr=0.01, momentum=0.9, **m), 20),
+    "nesterov": (lambda p, f: oo.nesterov(p, lr=0.01, momentum=0.9, form="heavy_ball", fused=f),
                  lambda p, **m: torch.optim.SGD(p, lr=0.01, momentum=0.9, nesterov=True, **m),
                  20),
-    "adagrad": (lambda p: oo.adagrad(p, lr=0.01),
+    "adagrad": (lambda p, f: oo.adagrad(p, lr=0.01, fused=f),
                 lambda p, **m: torch.optim.Adagrad(p, lr=0.01, **m), 20),
-    "rmsprop": (lambda p: oo.rmsprop(p, lr=0.01),
+    "rmsprop": (lambda p, f: oo.rmsprop(p, lr=0.01, fused=f),
                 lambda p, **m: torch.optim.RMSprop(p, lr=0.01, **m), 20),
-    "adam": (lambda p: oo.adam(p, lr=1e-3),
+    "adam": (lambda p, f: oo.adam(p, lr=1e-3, fused=f),
              lambda p, **m: torch.optim.Adam(p, lr=1e-3, **m), 28),
-    "amsgrad": (lambda p: oo.amsgrad(p, lr=1e-3),
+    "amsgrad": (lambda p, f: oo.amsgrad(p, lr=1e-3, fused=f),
                 lambda p, **m: torch.optim.Adam(p, lr=1e-3, amsgrad=True, **m), 36),
-    "adamw": (lambda p: oo.adamw(p, lr=1e-3, decay_mask="all"),
+    "adamw": (lambda p, f: oo.adamw(p, lr=1e-3, decay_mask="all", fused=f),
               lambda p, **m: torch.optim.AdamW(p, lr=1e-3, **m), 28),
-    "nadam": (lambda p: oo.nadam(p, lr=1e-3),
+    "nadam": (lambda p, f: oo.nadam(p, lr=1e-3, fused=f),
               lambda p, **m: torch.optim.NAdam(p, lr=1e-3, **m), 28),
-    "adamax": (lambda p: oo.adamax(p, lr=1e-3),
+    "adamax": (lambda p, f: oo.adamax(p, lr=1e-3, fused=f),
                lambda p, **m: torch.optim.Adamax(p, lr=1e-3, **m), 28),
-    "lion": (lambda p: oo.lion(p, lr=1e-4), None, 20),
+    "lion": (lambda p, f: oo.lion(p, lr=1e-4, fused=f), None, 20),
 }
 
 
@@ -59,27 +69,14 @@ def make_params(n: int, tensors: int) -> list[torch.Tensor]:
     return params
 
 
-def time_steps(opt: torch.optim.Optimizer, steps: int) -> float:
-    """Seconds per step, median over ``steps`` single-step timings."""
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        opt.step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def copy_bandwidth(nbytes: int, repeats: int) -> float:
-    """Bytes per second of ``dst.copy_(src)`` (read + write counted), median of ``repeats``."""
-    src = torch.randn(nbytes // 4)
-    dst = torch.empty_like(src)
-    dst.copy_(src)
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Seconds per call, median over ``repeats`` single calls."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        dst.copy_(src)
+        fn()
         times.append(time.perf_counter() - start)
-    return 2 * src.numel() * 4 / statistics.median(times)
+    return statistics.median(times)
 
 
 def torch_variants(factory: Callable,
@@ -98,54 +95,72 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", type=int, default=10_000_000)
     parser.add_argument("--tensors", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=7, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=5,
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=7,
                         help="interleaved rounds; each contender's best round median is kept")
     parser.add_argument("--only", nargs="*", default=None, help="optimizer names to run")
     args = parser.parse_args()
 
-    bandwidth = copy_bandwidth(args.params * 4, 9)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}")
-    print(f"{args.params / 1e6:.0f}M float32 parameters in {args.tensors} tensors; "
-          f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; best of {args.rounds} interleaved rounds, "
-          f"median of {args.repeats} steps each\n")
-    header = (f"{'optimizer':10} {'optimlab ms':>11} {'foreach ms':>10} {'fastest ms':>10} "
-              f"{'mode':>7} {'vs foreach':>10} {'vs fastest':>10} {'B/param':>7} "
-              f"{'%bw ours':>8} {'%bw torch':>9}")
+    print(f"{args.params / 1e6:.0f}M float32 parameters in {args.tensors} tensors; best of "
+          f"{args.rounds} interleaved rounds (copy bandwidth measured in each), median of "
+          f"{args.repeats} steps each\n")
+    header = (f"{'optimizer':10} {'kernel':>14} {'eager':>6} {'fused':>6} {'compiled':>8} "
+              f"{'torch':>6} {'mode':>7} {'fused/torch':>11} {'compiled/torch':>14} {'B/p':>4} "
+              f"{'bw eager':>8} {'bw fused':>8} {'bw comp.':>8} {'bw torch':>8} {'GB/s':>5}")
     print(header)
     print("-" * len(header))
+    src = torch.randn(args.params)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
     for name, (ours_factory, torch_factory, bytes_per_param) in CASES.items():
         if args.only and name not in args.only:
             continue
         params = make_params(args.params, args.tensors)
-        ours = ours_factory(params)
-        peers = torch_variants(torch_factory, params) if torch_factory else {}
-        for opt in (ours, *peers.values()):  # warm up: state allocation, first-step paths
-            opt.step()
-            opt.step()
-        # interleave rounds so that drift in the machine's speed hits every contender alike
-        t_ours, t_peer = [], {k: [] for k in peers}
-        for _ in range(args.rounds):
-            t_ours.append(time_steps(ours, args.repeats))
-            for k, opt in peers.items():
-                t_peer[k].append(time_steps(opt, args.repeats))
-        ours_s = min(t_ours)
-        peer_s = {k: min(v) for k, v in t_peer.items()}
-        moved = bytes_per_param * args.params
-        pct_ours = 100 * moved / ours_s / bandwidth
-        if peers:
-            fastest = min(peer_s, key=peer_s.get)
-            print(f"{name:10} {ours_s * 1e3:11.1f} {peer_s['foreach'] * 1e3:10.1f} "
-                  f"{peer_s[fastest] * 1e3:10.1f} {fastest:>7} "
-                  f"{ours_s / peer_s['foreach']:10.2f} {ours_s / peer_s[fastest]:10.2f} "
-                  f"{bytes_per_param:7d} {pct_ours:8.0f} "
-                  f"{100 * moved / peer_s[fastest] / bandwidth:9.0f}")
+        fused = ours_factory(params, True)
+        kernel = kernel_name(fused.chain())
+        contenders: dict[str, Callable[[], object]] = {
+            "eager": ours_factory(params, False).step, "fused": fused.step}
+        if kernel.startswith("torch"):  # the same chain, compiled
+            chain = copy.copy(fused.chain())
+            chain.torch_equivalent = None
+            contenders["compiled"] = oo.from_chain(params, chain, lr=fused.param_groups[0]["lr"],
+                                                   fused=True).step
         else:
-            print(f"{name:10} {ours_s * 1e3:11.1f} {'—':>10} {'—':>10} {'none':>7} "
-                  f"{'—':>10} {'—':>10} {bytes_per_param:7d} {pct_ours:8.0f} {'—':>9}")
-        del params, ours, peers
-    print("\nratios are optimlab time / torch time: below 1.00 optimlab is faster. "
+            contenders["compiled"] = contenders["fused"]
+        peers = torch_variants(torch_factory, params) if torch_factory else {}
+        contenders.update({f"torch {k}": opt.step for k, opt in peers.items()})
+        for step in contenders.values():  # warm up: state allocation, compiling, first steps
+            step()
+            step()
+        best = {k: float("inf") for k in [*contenders, "copy"]}
+        for _ in range(args.rounds):  # interleaved, so drift hits every contender alike
+            best["copy"] = min(best["copy"], median_time(lambda: dst.copy_(src), args.repeats))
+            for k, step in contenders.items():
+                best[k] = min(best[k], median_time(step, args.repeats))
+        copy_bw = 12 * args.params / best["copy"]
+
+        def bw(seconds: float, _b: int = bytes_per_param, _copy: float = copy_bw) -> str:
+            return f"{_b * args.params / seconds / _copy:8.2f}"
+
+        ms = {k: v * 1e3 for k, v in best.items()}
+        line = (f"{name:10} {kernel:>14} {ms['eager']:6.1f} {ms['fused']:6.1f} "
+                f"{ms['compiled']:8.1f} ")
+        if peers:
+            fastest = min(peers, key=lambda k: best[f"torch {k}"])
+            t_fast = best[f"torch {fastest}"]
+            line += (f"{t_fast * 1e3:6.1f} {fastest:>7} {best['fused'] / t_fast:11.2f} "
+                     f"{best['compiled'] / t_fast:14.2f} ")
+        else:
+            line += f"{'—':>6} {'none':>7} {'—':>11} {'—':>14} "
+        line += (f"{bytes_per_param:4d} {bw(best['eager'])} {bw(best['fused'])} "
+                 f"{bw(best['compiled'])} {bw(t_fast) if peers else '—':>8} "
+                 f"{copy_bw / 1e9:5.1f}")
+        print(line, flush=True)
+        del params, contenders, peers
+    print("\ntimes in ms; ratios are optimlab time / torch's fastest time: below 1.00 optimlab is "
+          "faster. bw: fraction of the copy bandwidth (12 bytes per float32), copy in GB/s. "
           "torch has no Lion.")
 
 

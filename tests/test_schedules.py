@@ -164,6 +164,84 @@ def test_cosine_restarts_by_hand() -> None:
     assert _values(same, range(10)) == _values(same, range(10, 20))
 
 
+# -- TensorFlow/Keras forms: polynomial(cycle=True); cosine_restarts with peak_mult, real t_mul ---
+def _tf_poly_decay(lr: float, step: int, decay_steps: int, power: float, end: float,
+                   cycle: bool) -> float:
+    """keras.optimizers.schedules.PolynomialDecay.__call__, written out in plain floats."""
+    if cycle:
+        multiplier = 1.0 if step == 0 else math.ceil(step / decay_steps)
+        decay_steps = decay_steps * multiplier
+    else:
+        step = min(step, decay_steps)
+    return (lr - end) * (1 - step / decay_steps) ** power + end
+
+
+@pytest.mark.parametrize("power, end_lr", [(1.0, 0.0), (2.0, 0.01), (0.5, 0.02)])
+@pytest.mark.parametrize("cycle", [False, True])
+def test_polynomial_is_tensorflow_polynomial_decay(power: float, end_lr: float,
+                                                  cycle: bool) -> None:
+    s = S.polynomial(0.1, 20, power, end_lr, cycle=cycle)
+    want = [_tf_poly_decay(0.1, t, 20, power, end_lr, cycle) for t in T]
+    assert _values(s) == pytest.approx(want, rel=1e-14, abs=1e-15)
+
+
+def test_polynomial_cycle_by_hand() -> None:
+    s = S.polynomial(1.0, 10, power=1.0, cycle=True)
+    assert s(0) == 1.0 and s(5) == 0.5 and s(10) == 0.0  # the first horizon, as without cycle
+    assert s(11) == pytest.approx(1 - 11 / 20)  # then the horizon stretches to 20, 30, ...
+    assert s(20) == 0.0 and s(21) == pytest.approx(1 - 21 / 30)
+    assert S.polynomial(1.0, 10)(11) == 0.0  # without cycle it holds end_lr
+
+
+def _tf_cosine_restarts(lr: float, first: float, t_mul: float, m_mul: float, alpha: float,
+                        step: int) -> tuple[float, float]:
+    """keras.optimizers.schedules.CosineDecayRestarts.__call__ in plain floats; also returns the
+    argument of its floor, to skip steps where rounding decides the period."""
+    fraction = step / first
+    if t_mul == 1.0:
+        i = math.floor(fraction)
+        raw = fraction
+        fraction -= i
+    else:
+        raw = math.log(1.0 - fraction * (1.0 - t_mul)) / math.log(t_mul)
+        i = math.floor(raw)
+        sum_r = (1.0 - t_mul**i) / (1.0 - t_mul)
+        fraction = (fraction - sum_r) / t_mul**i
+    decayed = (1 - alpha) * 0.5 * m_mul**i * (1.0 + math.cos(math.pi * fraction)) + alpha
+    return lr * decayed, raw
+
+
+@pytest.mark.parametrize("t_mul", [1.0, 1.5, 2.0, 2.7])
+@pytest.mark.parametrize("m_mul", [1.0, 0.8])
+def test_cosine_restarts_is_tensorflow_cosine_decay_restarts(t_mul: float, m_mul: float) -> None:
+    lr, alpha = 0.2, 0.05
+    s = S.cosine_restarts(lr, 10, period_mult=t_mul, min_lr=alpha * lr, peak_mult=m_mul)
+    restarts = 0
+    for t in range(400):
+        want, raw = _tf_cosine_restarts(lr, 10, t_mul, m_mul, alpha, t)
+        if abs(raw - round(raw)) < 1e-9:  # a restart: TF's floor may land either side of it
+            want, restarts = lr * (alpha + (1 - alpha) * m_mul ** round(raw)), restarts + 1
+        assert s(t) == pytest.approx(want, rel=1e-9), t
+    assert restarts >= 3  # t = 0 and at least two integer restart steps
+
+
+def test_cosine_restarts_fractional_periods_by_recurrence() -> None:
+    """Periods 10, 15, 22.5, 33.75, …: restart i starts at the sum of the earlier ones and
+    peaks at min_lr + (lr − min_lr)·m^i; half way through a period the rate is the middle."""
+    s = S.cosine_restarts(1.0, 10, period_mult=1.5, min_lr=0.1, peak_mult=0.5)
+    start, period = 0.0, 10.0
+    for i in range(6):
+        peak = 0.1 + 0.9 * 0.5**i
+        if start == int(start):
+            assert s(int(start)) == pytest.approx(peak, rel=1e-12), i
+        middle = start + period / 2
+        if middle == int(middle):
+            assert s(int(middle)) == pytest.approx(0.1 + (peak - 0.1) / 2, rel=1e-12), i
+        start, period = start + period, period * 1.5
+    assert s(24) < s(25) == pytest.approx(0.1 + 0.9 * 0.25)  # the restart at 10 + 15 = 25
+    assert S.cosine_restarts(1.0, 10, period_mult=2.0).period_mult == 2  # integral: exact path
+
+
 def test_cyclic_by_hand() -> None:
     s = S.cyclic(0.1, 0.5, step_size_up=4)
     assert _values(s, range(9)) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.4, 0.3, 0.2, 0.1])
@@ -193,8 +271,9 @@ def test_linear_scaling() -> None:
 ALL = [
     S.constant(0.1), S.inverse_time(0.1, 0.5), S.exponential(0.1, 0.9), S.step_decay(0.1, 3),
     S.multi_step(0.1, [3, 8]), S.piecewise([4], [0.1, 0.01]), S.polynomial(0.1, 20, 2.0),
-    S.cosine(0.1, 20, 0.001), S.cosine_restarts(0.1, 5, 2), S.cyclic(0.01, 0.1, 4, mode="exp_range",
-    gamma=0.99), S.one_cycle(0.1, 30, three_phase=True),
+    S.cosine(0.1, 20, 0.001), S.cosine_restarts(0.1, 5, 2),
+    S.cosine_restarts(0.1, 5, 1.5, peak_mult=0.7), S.polynomial(0.1, 7, cycle=True),
+    S.cyclic(0.01, 0.1, 4, mode="exp_range", gamma=0.99), S.one_cycle(0.1, 30, three_phase=True),
     S.warmup(S.cosine(0.1, 20), 5), S.join([S.constant(0.1), S.cosine(0.1, 9)], [3]),
 ]
 
@@ -282,6 +361,9 @@ def test_registry() -> None:
     (lambda: S.join([], []), "schedules"),
     (lambda: S.cosine_restarts(0.1, 0), "first_period"),
     (lambda: S.cosine_restarts(0.1, 10, period_mult=0), "period_mult"),
+    (lambda: S.cosine_restarts(0.1, 10, period_mult=0.5), "period_mult"),
+    (lambda: S.cosine_restarts(0.1, 10, peak_mult=0.0), "peak_mult"),
+    (lambda: S.polynomial(0.1, 10, cycle="yes"), "cycle"),
     (lambda: S.cyclic(0.1, 0.05, 10), "max_lr"),
     (lambda: S.cyclic(0.01, 0.1, 0), "step_size_up"),
     (lambda: S.cyclic(0.01, 0.1, 10, mode="sawtooth"), "mode"),

@@ -9,14 +9,20 @@ A transform is configuration plus two operations:
 ``chain(a, b, c)`` runs them in order. The final update is *added* to the parameters, so the
 learning-rate transform multiplies by ``−lr``. Every piece works on whole lists of tensors of one
 device and dtype at a time (``torch._foreach_*``), which keeps a chain a straight sequence of
-list operations: one pass of elementwise math that a compiler can later fuse.
+list operations.
+
+A piece may also say how a *fused* step runs it (:mod:`optimlab.optim.fused`): ``fused`` is its
+formula again, written for one tensor at a time on a :class:`Lane`, with this step's numbers
+(learning rate, β, bias corrections…) read from ``scalars`` rather than baked in, so that one
+compiled kernel serves every value of the hyperparameters. The two forms are tested against
+each other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from torch import Tensor
 
@@ -41,11 +47,46 @@ class Context:
     param_ids: list[int] = field(default_factory=list)
 
 
+class Lane:
+    """One tensor's values inside a fused step: the parameter ``p`` and the update ``u`` as it
+    flows through the chain (tensor expressions, traced by the compiler)."""
+
+    def __init__(self, p: Tensor, u: Tensor) -> None:
+        self.p, self.u = p, u
+        self.grad: Tensor | None = None
+
+    def gradient(self) -> Tensor:
+        """The gradient that moment statistics are taken of (fixed by the first one to ask),
+        as :meth:`Update.gradient`."""
+        if self.grad is None:
+            self.grad = self.u
+        return self.grad
+
+
+class Slots:
+    """This piece's numbers for the step: ``s[i]`` is a 0-d tensor read from the kernel's
+    scalar input, so new values need no new kernel."""
+
+    def __init__(self, values: Tensor, offset: int) -> None:
+        self.values, self.offset = values, offset
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.values[self.offset + i]
+
+
+#: ``"elementwise"``: ``fused`` runs the piece inside the compiled kernel; ``"scale"``: the
+#: same, and its eager ``update`` only rescales (so it may precede a reduction);
+#: ``"reduction"``: it needs the whole group first (kept eager, only at a chain's start);
+#: ``None``: no fused form, the chain runs eagerly
+Fusion = Literal["elementwise", "scale", "reduction"] | None
+
+
 class Transform:
     """One small piece of an optimizer. Subclasses set ``state_names`` and implement the two
     operations; the formula they compute belongs in their docstring."""
 
     state_names: ClassVar[tuple[str, ...]] = ()
+    fusion: ClassVar[Fusion] = None
     #: keys under which this piece's state is stored, set by :class:`Chain` (unique in a chain)
     keys: dict[str, str]
 
@@ -57,6 +98,23 @@ class Transform:
         return {}
 
     def update(self, u: Update, ctx: Context) -> Update:
+        raise NotImplementedError
+
+    # the fused form (see the module docstring) ------------------------------------------------
+    def structure(self) -> tuple[Any, ...]:
+        """The discrete choices that change this piece's fused code (never its numbers)."""
+        return ()
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        """This step's numbers for :meth:`fused`, one row per tensor of ``ctx``. Pieces with
+        host-side state (Nadam's μ product) advance it here, as ``update`` would."""
+        return [()] * len(ctx.params)
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        """The formula on one tensor: read ``lane.u``, set it, update ``state`` in place. A
+        static method, so that nothing but ``structure`` and ``s`` can reach the kernel."""
         raise NotImplementedError
 
     # helpers for subclasses ---------------------------------------------------------------
@@ -101,6 +159,10 @@ class Chain(Transform):
         self.needs_param_ids = any(getattr(p, "needs_param_ids", False) for p in flat)
         #: whether the chain asks for steps with NaN/Inf gradients to be skipped
         self.skips_nonfinite = any(getattr(p, "skips_nonfinite", False) for p in flat)
+        #: the torch fused kernel that computes exactly this chain ("adam", "adamw", "sgd",
+        #: "adagrad") with its hyperparameters but lr, set by the named optimizers that build
+        #: it; fused steps use it
+        self.torch_equivalent: tuple[str, dict[str, Any]] | None = None
 
 
     def init(self, p: Tensor) -> dict[str, Any]:

@@ -6,13 +6,14 @@ one in a chain also fixes the *gradient* that later second-moment pieces take st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from optimlab._checks import check_choice, check_number
-from optimlab.optim.base import Context, Transform
+from optimlab.optim.base import Context, Lane, Slots, Transform
 from optimlab.optim.update import Update, pick, runs
 
 
@@ -44,11 +45,24 @@ class Ewa(Transform):
     def init(self, p: Tensor) -> dict[str, Any]:
         return {"ewa": _zeros(p)}
 
+    fusion = "elementwise"
+
     def update(self, u: Update, ctx: Context) -> Update:
         u.gradient(ctx.params)
         buf = self.state(ctx, "ewa")
         u.accumulate_into(buf, self.beta, [1.0 - self.beta] * len(u), ctx.params)
         return u.replace(buf)
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        return [(1.0 - self.beta,)] * len(ctx.params)
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        lane.gradient()
+        buf = state["ewa"]
+        buf.lerp_(lane.u, s[0])
+        lane.u = buf
 
 
 class Trace(Transform):
@@ -72,12 +86,27 @@ class Trace(Transform):
     def init(self, p: Tensor) -> dict[str, Any]:
         return {"trace": _zeros(p)}
 
+    fusion = "elementwise"
+
+    def _weights(self, ctx: Context) -> list[float]:
+        return [1.0 if s == 1 else 1.0 - self.dampening for s in ctx.steps]
+
     def update(self, u: Update, ctx: Context) -> Update:
         u.gradient(ctx.params)
         buf = self.state(ctx, "trace")
-        weights = [1.0 if s == 1 else 1.0 - self.dampening for s in ctx.steps]
-        u.accumulate_into(buf, self.momentum, weights, ctx.params)
+        u.accumulate_into(buf, self.momentum, self._weights(ctx), ctx.params)
         return u.replace(buf)
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        return [(self.momentum, w) for w in self._weights(ctx)]
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        lane.gradient()
+        buf = state["trace"]
+        buf.mul_(s[0]).add_(lane.u * s[1])
+        lane.u = buf
 
 
 class Nesterov(Transform):
@@ -96,6 +125,23 @@ class Nesterov(Transform):
         check_choice("form", form, ("heavy_ball", "ewa"))
         super().__init__()
         self.momentum, self.form = momentum, form
+
+    fusion = "elementwise"
+
+    def structure(self) -> tuple[Any, ...]:
+        return (self.form,)
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        return [(self.momentum,)] * len(ctx.params)
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        grad = lane.gradient()
+        if structure[0] == "heavy_ball":
+            lane.u = grad + lane.u * s[0]
+        else:
+            lane.u = torch.lerp(grad, lane.u, s[0])
 
     def update(self, u: Update, ctx: Context) -> Update:
         grad = u.gradient(ctx.params)
@@ -126,8 +172,21 @@ class BiasCorrection(Transform):
         super().__init__()
         self.beta = beta
 
+    fusion = "scale"
+
+    def _factors(self, ctx: Context) -> list[float]:
+        return [1.0 / (1.0 - self.beta**t) for t in ctx.steps]
+
     def update(self, u: Update, ctx: Context) -> Update:
-        return u.mul([1.0 / (1.0 - self.beta**t) for t in ctx.steps])
+        return u.mul(self._factors(ctx))
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        return [(f,) for f in self._factors(ctx)]
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        lane.u = lane.u * s[0]
 
 
 class NadamMomentum(Transform):
@@ -161,24 +220,42 @@ class NadamMomentum(Transform):
             return self.beta1
         return self.beta1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
 
-    def update(self, u: Update, ctx: Context) -> Update:
-        grad = u.value(ctx.params)
-        u.gradient(ctx.params)
-        m = self.state(ctx, "exp_avg")
-        u.accumulate_into(m, self.beta1, [1.0 - self.beta1] * len(u), ctx.params)
+    fusion = "elementwise"
+
+    def _advance(self, ctx: Context) -> tuple[list[float], list[float]]:
+        """Advance the μ product of every tensor; return the factors a (of g) and b/a (of m)."""
         products = [pr * self._mu(t) for pr, t in zip(self.state(ctx, "mu_product"), ctx.steps,
                                                        strict=True)]
         self.set_state(ctx, "mu_product", products)
         a = [(1.0 - self._mu(t)) / (1.0 - pr) for t, pr in zip(ctx.steps, products, strict=True)]
         b = [self._mu(t + 1) / (1.0 - pr * self._mu(t + 1))
              for t, pr in zip(ctx.steps, products, strict=True)]
-        ratio = [bi / ai for ai, bi in zip(a, b, strict=True)]
+        return a, [bi / ai for ai, bi in zip(a, b, strict=True)]
+
+    def update(self, u: Update, ctx: Context) -> Update:
+        grad = u.value(ctx.params)
+        u.gradient(ctx.params)
+        m = self.state(ctx, "exp_avg")
+        u.accumulate_into(m, self.beta1, [1.0 - self.beta1] * len(u), ctx.params)
+        a, ratio = self._advance(ctx)
         out: list[Tensor] = [None] * len(u)  # type: ignore[list-item]
         for r, idx in runs(ratio):
             fresh = torch._foreach_add(pick(grad, idx), pick(m, idx), alpha=r)
             for i, t in zip(range(len(u)) if idx is None else idx, fresh, strict=True):
                 out[i] = t
         return u.replace(out, owned=True).mul(a)
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        a, ratio = self._advance(ctx)
+        return [(1.0 - self.beta1, r, ai) for ai, r in zip(a, ratio, strict=True)]
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        grad = lane.gradient()
+        m = state["exp_avg"]
+        m.lerp_(grad, s[0])
+        lane.u = (grad + m * s[1]) * s[2]
 
 
 class LionMomentum(Transform):
@@ -199,12 +276,25 @@ class LionMomentum(Transform):
     def init(self, p: Tensor) -> dict[str, Any]:
         return {"exp_avg": _zeros(p)}
 
+    fusion = "elementwise"
+
     def update(self, u: Update, ctx: Context) -> Update:
         grad = u.gradient(ctx.params)
         m = self.state(ctx, "exp_avg")
         direction = torch._foreach_lerp(m, grad, 1.0 - self.beta1)
         torch._foreach_lerp_(m, grad, 1.0 - self.beta2)
         return u.replace(list(direction), owned=True)
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        return [(1.0 - self.beta1, 1.0 - self.beta2)] * len(ctx.params)
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        grad = lane.gradient()
+        m = state["exp_avg"]
+        lane.u = torch.lerp(m, grad, s[0])
+        m.lerp_(grad, s[1])
 
 
 def ewa(beta: float = 0.9) -> Ewa:

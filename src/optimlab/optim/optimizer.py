@@ -4,14 +4,14 @@ It provides what PyTorch code relies on: ``param_groups`` with per-group hyperpa
 ``zero_grad``, ``step(closure)``, ``state_dict``/``load_state_dict`` and ``lr`` that
 ``torch.optim.lr_scheduler`` schedulers can drive. Each step it builds the group's chain from the
 group's current hyperparameters (cheap: a handful of small objects, cached while they are
-unchanged), splits the group's tensors by device and dtype, and runs the chain on each list.
+unchanged), splits the group's tensors by device and dtype, and runs the chain on each list —
+as one compiled pass per tensor where ``fused`` says so (:mod:`optimlab.optim.fused`), else
+eagerly.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -21,29 +21,36 @@ from torch.optim import Optimizer
 from torch.optim import optimizer as torch_optimizer
 
 from optimlab._checks import check_number
+from optimlab.optim import fused as fusion
 from optimlab.optim.base import Chain, Context, Transform
 from optimlab.optim.update import Update
 
 Builder = Callable[[Mapping[str, Any]], Transform]
 
 
-def _eager(method: Callable[..., Any]) -> Callable[..., Any]:
-    """torch's ``method`` without its ``torch._disable_dynamo`` wrapper until torch._dynamo is
-    loaded. The wrapper's first call imports torch._dynamo — about 2 s at the first optimizer
-    of every process — only to keep a compiler out of the call; nothing can be compiling before
-    torch._dynamo is imported, so until then the function it wraps does the same."""
-    plain = inspect.unwrap(method)
+def undecorated(name: str) -> Callable[..., Any]:
+    """``torch.optim.Optimizer.<name>`` without its ``torch._disable_dynamo`` wrapper.
 
-    @functools.wraps(plain)
-    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return (method if "torch._dynamo" in sys.modules else plain)(self, *args, **kwargs)
+    torch wraps ``add_param_group``, ``zero_grad``, ``state_dict`` and ``load_state_dict`` so
+    that dynamo never traces them; the wrapper's first call imports ``torch._dynamo`` (about a
+    second at start-up), which building an optimizer or a plain training loop does not need.
+    Inside a graph being compiled, the wrapped method is used, as torch intends.
+    """
+    wrapped = getattr(Optimizer, name)
+    raw = getattr(wrapped, "__wrapped__", wrapped)
+
+    def call(self: Optimizer, *args: Any, **kwargs: Any) -> Any:
+        if torch.compiler.is_compiling():
+            return wrapped(self, *args, **kwargs)
+        return raw(self, *args, **kwargs)
 
     return call
 
 
-_add_param_group = _eager(Optimizer.add_param_group)
-_state_dict = _eager(Optimizer.state_dict)
-_load_state_dict = _eager(Optimizer.load_state_dict)
+_add_param_group = undecorated("add_param_group")
+_zero_grad = undecorated("zero_grad")
+_state_dict = undecorated("state_dict")
+_load_state_dict = undecorated("load_state_dict")
 
 
 class ChainOptimizer(Optimizer):
@@ -52,12 +59,14 @@ class ChainOptimizer(Optimizer):
     ``transform`` is either a fixed chain (the same pieces for every group; pieces such as
     ``scale_by_lr()`` still read the group's ``lr``) or a *builder*: a function from a group's
     hyperparameters to a chain, which gives every group its own values. ``check`` validates a
-    group's hyperparameters when the group is added.
+    group's hyperparameters when the group is added. ``fused``: None (default) compiles the
+    step where it pays, True wherever it can, False never (:mod:`optimlab.optim.fused`).
     """
 
     def __init__(self, params: Iterable[Any], transform: Transform | Builder,
                  defaults: Mapping[str, Any] | None = None, *, name: str = "custom",
-                 check: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+                 check: Callable[[Mapping[str, Any]], None] | None = None,
+                 fused: bool | None = None) -> None:
         if isinstance(transform, Transform):
             fixed = transform if isinstance(transform, Chain) else Chain(transform)
             self._builder: Builder = lambda group: fixed
@@ -67,6 +76,11 @@ class ChainOptimizer(Optimizer):
             raise TypeError(f"transform must be a chain of transforms or a function of a "
                             f"parameter group returning one; got {transform!r}")
         self._check = check
+        if fused not in (None, True, False):
+            raise ValueError(f"fused={fused!r} is not allowed; choose None (where it pays), "
+                             f"True or False")
+        #: None: a compiled step where it pays; True: wherever it can; False: the eager chain
+        self.fused = fused
         self._cache: dict[int, tuple[Any, Chain]] = {}
         self.name = name
         #: steps skipped because a gradient was NaN/Inf (with ``skip_nonfinite()`` in the chain)
@@ -76,8 +90,6 @@ class ChainOptimizer(Optimizer):
         super().__init__(params, defaults)
 
     # -- groups ------------------------------------------------------------------------------
-    zero_grad = _eager(Optimizer.zero_grad)
-
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         _add_param_group(self, param_group)
         group = self.param_groups[-1]
@@ -106,6 +118,10 @@ class ChainOptimizer(Optimizer):
         keys = [k for k in group if k not in ("params", "lr")]
         self._cache[id(group)] = (keys, [group[k] for k in keys], chain)
         return chain
+
+    def chain(self, group: int = 0) -> Chain:
+        """The chain that steps parameter group ``group``, as its hyperparameters build it now."""
+        return self._chain_for(self.param_groups[group])
 
     # -- the step ---------------------------------------------------------------------------
     def _grads_finite(self) -> bool:
@@ -189,10 +205,15 @@ class ChainOptimizer(Optimizer):
         ctx = Context(params=params, steps=steps, lr=float(group["lr"]), group=group,
                       states=states,
                       param_ids=[ids.get(id(p), -1) for p in params] if ids else [])
-        update = chain.update(Update(grads), ctx)  # type: ignore[arg-type]
-        update.apply(params)
+        if self.fused is False or not fusion.step(chain, ctx, grads,  # type: ignore[arg-type]
+                                                  self.fused, self.name):
+            update = chain.update(Update(grads), ctx)  # type: ignore[arg-type]
+            update.apply(params)
         for st, t in zip(states, steps, strict=True):
             st["step"] = t
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        _zero_grad(self, set_to_none)
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -216,7 +237,7 @@ class ChainOptimizer(Optimizer):
 
 
 def from_chain(params: Iterable[Any], transform: Transform | Builder, *, lr: float = 1e-3,
-               **hyperparameters: Any) -> ChainOptimizer:
+               fused: bool | None = None, **hyperparameters: Any) -> ChainOptimizer:
     """An optimizer from your own chain (or from a function of a group returning a chain).
 
     >>> from optimlab.optim import transforms as T
@@ -224,4 +245,4 @@ def from_chain(params: Iterable[Any], transform: Transform | Builder, *, lr: flo
     ...                  T.chain(T.clip_by_global_norm(1.0), T.ewa(0.9), T.scale_by_lr()),
     ...                  lr=0.1)
     """
-    return ChainOptimizer(params, transform, {"lr": lr, **hyperparameters})
+    return ChainOptimizer(params, transform, {"lr": lr, **hyperparameters}, fused=fused)

@@ -9,14 +9,14 @@ tensor when a chain is built by hand.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from optimlab._checks import check_choice, check_number
-from optimlab.optim.base import Context, Transform
+from optimlab.optim.base import Context, Lane, Slots, Transform
 from optimlab.optim.update import Update
 
 Mask = str | Callable[[Tensor], bool]
@@ -46,18 +46,36 @@ class DecayWeights(Transform):
     RMSprop, …). *After* it, it is decoupled weight decay (Loshchilov & Hutter): after
     ``scale_by_lr`` the step becomes w ← (1 − α·λ)·w − α·update, which is AdamW. It costs no
     extra pass when nothing reads the update in between: the term is folded into the final write.
+
+    ``scale_by_lr=True`` adds −α·λ·w instead (α the group's learning rate), for a chain whose
+    update is already a step (momentum with the learning rate inside the velocity).
     """
 
-    def __init__(self, rate: float, mask: Mask = "auto") -> None:
+    def __init__(self, rate: float, mask: Mask = "auto", scale_by_lr: bool = False) -> None:
         check_number("weight_decay", rate, low=0.0)
         check_mask(mask)
         super().__init__()
-        self.rate, self.mask = rate, mask
+        self.rate, self.mask, self.scale_by_lr = rate, mask, scale_by_lr
+
+    def coefficients(self, ctx: Context) -> list[float]:
+        """The per-tensor factor of w that this piece adds (0 where the mask says no)."""
+        rate = -ctx.lr * self.rate if self.scale_by_lr else self.rate
+        return [rate if masked(self.mask, p) else 0.0 for p in ctx.params]
+
+    fusion = "elementwise"
 
     def update(self, u: Update, ctx: Context) -> Update:
         if not self.rate:
             return u
-        return u.add_param_term([self.rate if masked(self.mask, p) else 0.0 for p in ctx.params])
+        return u.add_param_term(self.coefficients(ctx))
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        return [(c,) for c in self.coefficients(ctx)]
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        lane.u = lane.u + lane.p * s[0]
 
 
 class L1Proximal(Transform):
@@ -79,6 +97,20 @@ class L1Proximal(Transform):
         super().__init__()
         self.rate, self.mask, self.lr = rate, mask, lr
 
+    fusion = "elementwise"
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        threshold = (ctx.lr if self.lr is None else self.lr) * self.rate
+        return [(threshold, 1.0 if self.rate and masked(self.mask, p) else 0.0)
+                for p in ctx.params]
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        target = lane.p + lane.u
+        shrunk = target.sign() * (target.abs() - s[0]).clamp_min(0.0)
+        lane.u = torch.where(s[1] > 0, shrunk - lane.p, lane.u)
+
     def update(self, u: Update, ctx: Context) -> Update:
         if not self.rate:
             return u
@@ -93,9 +125,10 @@ class L1Proximal(Transform):
         return u
 
 
-def decay_weights(rate: float, mask: Mask = "auto") -> DecayWeights:
-    """Add ``rate · w`` to the update (coupled before a preconditioner, decoupled after)."""
-    return DecayWeights(rate, mask)
+def decay_weights(rate: float, mask: Mask = "auto", scale_by_lr: bool = False) -> DecayWeights:
+    """Add ``rate · w`` to the update (coupled before a preconditioner, decoupled after).
+    See :class:`DecayWeights`."""
+    return DecayWeights(rate, mask, scale_by_lr)
 
 
 def l1_proximal(rate: float, mask: Mask = "auto", lr: float | None = None) -> L1Proximal:

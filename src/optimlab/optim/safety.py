@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from optimlab._checks import check_number
-from optimlab.optim.base import Context, Transform
+from optimlab.optim.base import Context, Lane, Slots, Transform
 from optimlab.optim.update import Update
 
 
@@ -20,11 +22,21 @@ class ClipByValue(Transform):
         super().__init__()
         self.max_value = max_value
 
+    fusion = "elementwise"
+
     def update(self, u: Update, ctx: Context) -> Update:
         values = u.owned_value(ctx.params)
         torch._foreach_clamp_min_(values, -self.max_value)
         torch._foreach_clamp_max_(values, self.max_value)
         return u
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        return [(self.max_value,)] * len(ctx.params)
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        lane.u = torch.minimum(torch.maximum(lane.u, -s[0]), s[0])
 
 
 class ClipByGlobalNorm(Transform):
@@ -34,8 +46,11 @@ class ClipByGlobalNorm(Transform):
 
     as ``torch.nn.utils.clip_grad_norm_`` does. The norm is taken over the tensors that the
     chain updates together — one parameter group on one device and dtype; to clip a whole model
-    with several groups, clip before ``step()`` (the Trainer's ``clip_grad_norm`` does).
+    with several groups, clip before ``step()`` (the Trainer's ``clip_grad_norm`` does). A fused
+    step computes the norm first (at the start of a chain) and fuses the rest.
     """
+
+    fusion = "reduction"
 
     def __init__(self, max_norm: float) -> None:
         check_number("max_norm", max_norm, low=0.0, low_open=True)
@@ -102,9 +117,15 @@ class SkipNonFinite(Transform):
     """
 
     skips_nonfinite = True
+    fusion = "scale"  # the optimizer checks before the step; the piece itself changes nothing
 
     def update(self, u: Update, ctx: Context) -> Update:
         return u
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        return None
 
 
 def clip_by_value(max_value: float) -> ClipByValue:

@@ -18,6 +18,11 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from optimlab._checks import check_number
+from optimlab.optim.optimizer import undecorated
+
+_add_param_group = undecorated("add_param_group")
+_state_dict = undecorated("state_dict")
+_load_state_dict = undecorated("load_state_dict")
 
 
 class Wrapper(Optimizer):
@@ -31,6 +36,9 @@ class Wrapper(Optimizer):
         self.param_groups = inner.param_groups
         self.defaults = inner.defaults
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        _add_param_group(self, param_group)
+
     def _params(self) -> list[Tensor]:
         return [p for g in self.param_groups for p in g["params"]]
 
@@ -38,12 +46,12 @@ class Wrapper(Optimizer):
         self.inner.zero_grad(set_to_none)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"inner": self.inner.state_dict(), "wrapper": super().state_dict(),
+        return {"inner": self.inner.state_dict(), "wrapper": _state_dict(self),
                 "extra": self._extra_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.inner.load_state_dict(state_dict["inner"])
-        super().load_state_dict(state_dict["wrapper"])
+        _load_state_dict(self, state_dict["wrapper"])
         self.param_groups = self.inner.param_groups  # keep sharing the inner groups
         self._load_extra_state(state_dict.get("extra", {}))
 

@@ -19,19 +19,39 @@ class CosineRestarts(Schedule):
     _constructor = "cosine_restarts"
     lr: float
     first_period: int
-    period_mult: int
+    period_mult: float
     min_lr: float
+    peak_mult: float = 1.0
+
+    def _period(self, t: int) -> tuple[int, float, float]:
+        """(index i, start, length T_i) of the period holding step ``t``."""
+        first, mult = self.first_period, self.period_mult
+        if mult == 1:
+            i = t // first
+            return i, i * first, first
+        if isinstance(mult, int):  # T₀·m^i: skip whole periods in integer arithmetic (exact)
+            i, start, period = 0, 0, first
+            while t >= start + period:
+                i, start, period = i + 1, start + period, period * mult
+            return i, start, period
+
+        def start_of(k: int) -> float:  # T₀·(m^k − 1)/(m − 1), the sum of the first k periods
+            return first * (mult**k - 1.0) / (mult - 1.0)
+
+        # closed form for the index, then exact comparisons against the period starts
+        i = max(0, math.floor(math.log1p(t * (mult - 1.0) / first) / math.log(mult)))
+        while i > 0 and t < start_of(i):
+            i -= 1
+        while t >= start_of(i + 1):
+            i += 1
+        start = start_of(i)
+        return i, start, start_of(i + 1) - start
 
     def __call__(self, step: int) -> float:
-        t = as_step(step)
-        period = self.first_period
-        if self.period_mult == 1:
-            t %= period
-        else:  # periods T₀, T₀·m, T₀·m², …: skip whole ones (integer arithmetic, exact)
-            while t >= period:
-                t -= period
-                period *= self.period_mult
-        return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * t / period)) / 2
+        i, start, period = self._period(as_step(step))
+        t_cur = as_step(step) - start
+        amplitude = (self.lr - self.min_lr) * (self.peak_mult**i if self.peak_mult != 1 else 1.0)
+        return self.min_lr + amplitude * (1 + math.cos(math.pi * t_cur / period)) / 2
 
 
 @_frozen
@@ -94,19 +114,24 @@ class OneCycle(Schedule):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def cosine_restarts(lr: float, first_period: int, period_mult: int = 1,
-                    min_lr: float = 0.0) -> Schedule:
-    """Cosine annealing with warm restarts (SGDR), torch's CosineAnnealingWarmRestarts:
+def cosine_restarts(lr: float, first_period: int, period_mult: float = 1,
+                    min_lr: float = 0.0, peak_mult: float = 1.0) -> Schedule:
+    """Cosine annealing with warm restarts (SGDR, Loshchilov & Hutter 2017):
 
-    ``α(t) = α_min + (α₀ − α_min)·(1 + cos(π·t_cur/T_i))/2``, where period ``i`` lasts
-    ``T_i = first_period·period_mult^i`` steps and ``t_cur`` counts steps since its start; at
-    each restart the rate jumps back to ``lr``.
+    ``α(t) = α_min + (α₀ − α_min)·m^i·(1 + cos(π·t_cur/T_i))/2``, where period ``i`` lasts
+    ``T_i = first_period·period_mult^i`` steps, ``t_cur`` counts steps since its start and
+    ``m = peak_mult`` scales each restart's peak. With an integer ``period_mult`` and
+    ``peak_mult=1`` this is torch's CosineAnnealingWarmRestarts step for step. A non-integer
+    ``period_mult`` (periods of fractional length) and ``peak_mult`` are TensorFlow's and Keras's
+    ``CosineDecayRestarts(t_mul=…, m_mul=…)`` with ``alpha = min_lr/lr``.
     """
     check_number("lr", lr, low=0.0)
     check_number("first_period", first_period, low=1, integer=True)
-    check_number("period_mult", period_mult, low=1, integer=True)
+    check_number("period_mult", period_mult, low=1)
     check_number("min_lr", min_lr, low=0.0)
-    return CosineRestarts(float(lr), int(first_period), int(period_mult), float(min_lr))
+    check_number("peak_mult", peak_mult, low=0.0, low_open=True)
+    mult = int(period_mult) if float(period_mult).is_integer() else float(period_mult)
+    return CosineRestarts(float(lr), int(first_period), mult, float(min_lr), float(peak_mult))
 
 
 def cyclic(base_lr: float, max_lr: float, step_size_up: int, step_size_down: int | None = None,

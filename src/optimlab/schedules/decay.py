@@ -12,7 +12,7 @@ import dataclasses
 import math
 from collections.abc import Iterable
 
-from optimlab._checks import check_number
+from optimlab._checks import check_choice, check_number
 from optimlab.schedules.base import Schedule, as_step, check_boundaries
 
 _frozen = dataclasses.dataclass(frozen=True, repr=False)
@@ -90,10 +90,15 @@ class Polynomial(Schedule):
     total: int
     power: float
     end_lr: float
+    cycle: bool = False
 
     def __call__(self, step: int) -> float:
-        t = min(as_step(step), self.total)
-        return (self.lr - self.end_lr) * (1.0 - t / self.total) ** self.power + self.end_lr
+        t, total = as_step(step), self.total
+        if self.cycle:  # the first multiple of T at or after t (T itself at t = 0)
+            total *= max(1, -(-t // total))
+        else:
+            t = min(t, total)
+        return (self.lr - self.end_lr) * (1.0 - t / total) ** self.power + self.end_lr
 
 
 @_frozen
@@ -177,15 +182,21 @@ def piecewise(boundaries: Iterable[int], values: Iterable[float]) -> Schedule:
     return Piecewise(bounds, tuple(_check_lr(f"values[{i}]", v) for i, v in enumerate(vals)))
 
 
-def polynomial(lr: float, total: int, power: float = 1.0, end_lr: float = 0.0) -> Schedule:
+def polynomial(lr: float, total: int, power: float = 1.0, end_lr: float = 0.0,
+               cycle: bool = False) -> Schedule:
     """Polynomial decay, ``α(t) = (α₀ − α_end)·(1 − min(t, T)/T)^p + α_end`` with ``T = total``.
 
     ``power=1`` is a straight line from ``lr`` to ``end_lr``; after ``total`` it holds ``end_lr``
-    (with ``end_lr=0`` this is torch's PolynomialLR).
+    (with ``end_lr=0`` this is torch's PolynomialLR). ``cycle=True`` decays again instead of
+    holding, over a horizon stretched to the first multiple of T at or after t:
+    ``α(t) = (α₀ − α_end)·(1 − t/T_c)^p + α_end`` with ``T_c = T·max(1, ⌈t/T⌉)``, as
+    TensorFlow's and Keras's ``PolynomialDecay(cycle=True)``.
     """
     check_number("total", total, low=1, integer=True)
     check_number("power", power, low=0.0, low_open=True)
-    return Polynomial(_check_lr("lr", lr), int(total), float(power), _check_lr("end_lr", end_lr))
+    check_choice("cycle", cycle, (False, True))
+    return Polynomial(_check_lr("lr", lr), int(total), float(power), _check_lr("end_lr", end_lr),
+                      bool(cycle))
 
 
 def cosine(lr: float, total: int, min_lr: float = 0.0) -> Schedule:

@@ -18,6 +18,10 @@ if [ "${1:-}" = "--if-needed" ] && [ -x .venv/bin/optimlab ] && [ -f "$stamp" ] 
   exit 0
 fi
 echo "setting up optimlab in .venv (first use: about two minutes)"
+if [ -e .venv ] && ! .venv/bin/pip --version >/dev/null 2>&1; then
+  echo "the .venv here does not run (moved, or made by another Python): making it again"
+  rm -rf .venv
+fi
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0
 .venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev]"

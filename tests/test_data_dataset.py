@@ -88,3 +88,21 @@ def test_infer_task():
     assert infer_task([0.5, 1.5, 2.0]) == "regression"
     assert infer_task(np.arange(100)) == "regression"  # too many distinct values
     assert infer_task(["a", "b", "c"]) == "multiclass"
+
+
+def test_the_catalog_lists_each_loaders_real_parameters() -> None:
+    """available() reads parameters from the source (no import): they equal the signatures."""
+    import inspect
+
+    from optimlab.data import catalog
+
+    for name, entry in catalog._CATALOG.items():
+        listed = catalog.available()[name]["parameters"]
+        if not entry.loader:
+            assert listed == {}
+            continue
+        real = inspect.signature(catalog._function(entry.loader)).parameters
+        assert list(listed) == list(real), name
+        for key, p in real.items():
+            default = None if p.default is inspect.Parameter.empty else p.default
+            assert listed[key] == default, (name, key)

@@ -101,6 +101,14 @@ def test_the_command_line_starts_without_torch_matplotlib_or_scipy() -> None:
     assert not any(loaded.values()), loaded
 
 
+def test_listing_the_datasets_loads_neither_torch_nor_scikit_learn() -> None:
+    loaded = _loaded_after("import io, contextlib\nfrom optimlab.cli import main\n"
+                           "with contextlib.redirect_stdout(io.StringIO()):\n"
+                           "    assert main(['datasets']) == 0\n"
+                           "    assert main(['datasets', '--json']) == 0")
+    assert not any(loaded.values()), loaded
+
+
 def test_a_first_fit_does_not_load_the_torch_compiler() -> None:
     loaded = _loaded_after(
         "import torch\nfrom optimlab.train import Trainer\n"

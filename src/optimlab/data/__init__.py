@@ -11,35 +11,37 @@
 an ``(X, y)`` pair, a Batcher or a ``DataLoader`` into what the Trainer iterates.
 """
 
-from optimlab.data.batcher import (
-    Batcher,
-    DeviceLoader,
-    as_batches,
-    batches_per_epoch,
-    epoch_seed,
-    n_batches,
-)
-from optimlab.data.bundled import load_bundled
-from optimlab.data.catalog import available, load
-from optimlab.data.dataset import Dataset, Task, encode_labels, infer_task
-from optimlab.data.files import load_csv, load_npz
-from optimlab.data.images import (
-    SafeUnpickler,
-    UnsafePickleError,
-    load_cifar10,
-    load_fashion_mnist,
-    load_mnist,
-    read_cifar_batch,
-    read_idx,
-)
-from optimlab.data.splits import Split, holdout, kfold, standardize, time_split
-from optimlab.data.synthetic import blobs, cat_vs_dog, ill_conditioned, linear, moons, spirals
+from __future__ import annotations
 
-__all__ = [
-    "Batcher", "Dataset", "DeviceLoader", "SafeUnpickler", "Split", "Task", "UnsafePickleError",
-    "as_batches", "available", "batches_per_epoch", "blobs", "cat_vs_dog", "encode_labels",
-    "epoch_seed", "holdout", "ill_conditioned", "infer_task", "kfold", "linear", "load",
-    "load_bundled", "load_cifar10", "load_csv", "load_fashion_mnist", "load_mnist", "load_npz",
-    "moons", "n_batches", "read_cifar_batch", "read_idx", "spirals", "standardize",
-    "time_split",
-]
+import importlib
+from typing import Any
+
+#: public name → the module that defines it. Imported on first use (PEP 562), so that listing
+#: the datasets (``optimlab datasets``, spec validation) loads neither torch nor scikit-learn.
+_HOME = {
+    **dict.fromkeys(["Batcher", "DeviceLoader", "as_batches", "batches_per_epoch", "epoch_seed",
+                     "n_batches"], "batcher"),
+    "load_bundled": "bundled",
+    **dict.fromkeys(["available", "load"], "catalog"),
+    **dict.fromkeys(["Dataset", "Task", "encode_labels", "infer_task"], "dataset"),
+    **dict.fromkeys(["load_csv", "load_npz"], "files"),
+    **dict.fromkeys(["SafeUnpickler", "UnsafePickleError", "load_cifar10", "load_fashion_mnist",
+                     "load_mnist", "read_cifar_batch", "read_idx"], "images"),
+    **dict.fromkeys(["Split", "holdout", "kfold", "standardize", "time_split"], "splits"),
+    **dict.fromkeys(["blobs", "cat_vs_dog", "ill_conditioned", "linear", "moons", "spirals"],
+                    "synthetic"),
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'optimlab.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"optimlab.data.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME])

@@ -20,8 +20,9 @@ from typing import Any
 
 from optimlab.data.splits import Split
 from optimlab.lab.runner import build_trainer, monitor_for, prepare_data
-from optimlab.lab.spec import StudySpec, parse_spec
+from optimlab.lab.spec import StudySpec, TrainSpec, parse_spec
 from optimlab.lab.store import FINISHED, Store, TrialRow
+from optimlab.lab.trial import final_metrics
 from optimlab.train import Trainer
 from optimlab.train.callbacks import Callback
 
@@ -67,17 +68,19 @@ def find_trial(store: Store, study: str | None, label: str | None,
 def replay_trial(store: Store, study: str | None, label: str | None, seed: int,
                  callbacks: Sequence[Callback] = ()) -> Replay:
     """Train the finished trial ``(label, seed)`` of ``study`` again from its stored settings
-    (same data split, same seed, same settings; no checkpoints), with ``callbacks`` added."""
+    (same data split — the seed's own with ``resplit`` —, same seed, same settings and the
+    callbacks they ask for, such as early stopping; no checkpoints), with ``callbacks`` added.
+    The replayed value is scored as the trial was (:func:`~optimlab.lab.trial.final_metrics`:
+    the restored epoch after early stopping, the averaged weights with SWA/EMA)."""
     spec, row = find_trial(store, study, label, seed)
-    split = prepare_data(spec.data)
-    settings = row.config
+    split = prepare_data(spec.data, row.seed)
+    settings = TrainSpec.model_validate(row.config).model_dump()  # later fields: defaults
     trainer = build_trainer(spec, settings, row.seed, split, list(callbacks))
     trainer.fit(split.train, split.val, epochs=settings["epochs"],
                 max_steps=settings["max_steps"], batch_size=settings["batch_size"],
                 drop_last=settings["drop_last"])
-    monitor = monitor_for(spec, split.train.task)
+    monitor = settings.get("monitor") or monitor_for(spec, split.train.task)
     assert trainer.history is not None
+    final = final_metrics(trainer, trainer.history, split, settings)
     return Replay(trainer=trainer, spec=spec, row=row, split=split, monitor=monitor,
-                  stored=(row.final or {}).get(monitor),
-                  replayed=trainer.history.epochs[-1].get(monitor)
-                  if trainer.history.epochs else None)
+                  stored=(row.final or {}).get(monitor), replayed=final.get(monitor))

@@ -215,7 +215,7 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
     history = trainer.fit(split.train, split.val, epochs=settings["epochs"],
                           max_steps=settings["max_steps"], batch_size=settings["batch_size"],
                           drop_last=settings["drop_last"], resume=last)
-    final = _final(trainer, history, split, settings)
+    final = final_metrics(trainer, history, split, settings)
     best: dict[str, Any] = {}
     for key, key_mode in ((monitor, metric_mode(monitor)), ("val_loss", "min")):
         try:
@@ -242,7 +242,8 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
     return history.status
 
 
-def _final(trainer: Any, history: Any, split: Any, settings: dict[str, Any]) -> dict[str, float]:
+def final_metrics(trainer: Any, history: Any, split: Any,
+                  settings: dict[str, Any]) -> dict[str, float]:
     """The metrics the trial is scored on: the last epoch's (early stopping: the restored
     epoch's); with SWA, EMA or a snapshot ensemble, validation and test are measured again on
     the averaged weights or the ensemble the trial ends with."""

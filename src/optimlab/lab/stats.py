@@ -663,8 +663,8 @@ def comparison_sentence(c: Comparison) -> str:
         size = "no seed where both have a finite value"
     test = words.p_value(c.p_value)
     if c.family > 1:
-        test += (f", Holm-adjusted over the study's {c.family} comparisons "
-                 f"{words.p_value(c.p_adjusted, prefix=False)}")
+        test += (f"; after Holm's correction over the study's {c.family} comparisons, "
+                 f"{words.p_value(c.p_adjusted)}")
     if c.verdict in ("better", "worse"):
         verb = "beats" if c.verdict == "better" else "is worse than"
         return (f"{cand} {verb} {base} on {what} ({test}): {seeds}, {chance}; {size}; "

@@ -457,3 +457,26 @@ def test_bf16_autocast_trains_on_the_cpu(mlp, digits_split) -> None:
     assert history.status == "completed"
     assert history["val_accuracy"][-1] > 0.85
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # weights stay fp32
+
+
+def test_a_schedule_that_ends_before_training_is_warned_about(digits_split) -> None:
+    """The README's old snippet: cosine over 900 steps, 30 epochs of 45 steps = 1350 steps."""
+    import warnings
+
+    from optimlab.schedules import constant, cosine, warmup
+    from optimlab.schedules.base import ScheduleEndsEarly
+
+    train = digits_split.train.subset(slice(0, 320))
+    short = Trainer("mlp", optimizer="sgd", lr=0.1, schedule=cosine(0.1, 30))
+    with pytest.warns(ScheduleEndsEarly, match=r"end at step 30 but training runs 40 steps, so "
+                                               r"the last 10 train at lr = 0"):
+        short.fit(train, epochs=4, batch_size=32)
+    assert warmup(cosine(0.1, 30), 5).end == 35 and cosine(0.1, 30).per_epoch(10).end == 300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScheduleEndsEarly)
+        Trainer("mlp", optimizer="sgd", schedule=cosine(0.1, 40)).fit(train, epochs=4,
+                                                                      batch_size=32)
+        Trainer("mlp", optimizer="sgd", schedule=constant(0.1)).fit(train, epochs=4,
+                                                                    batch_size=32)
+        Trainer("mlp", optimizer="sgd", schedule=cosine(0.1, 4), schedule_unit="epoch").fit(
+            train, epochs=4, batch_size=32)

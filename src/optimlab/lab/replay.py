@@ -14,6 +14,7 @@ may change the last digits).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from optimlab.lab.runner import build_trainer, monitor_for, prepare_data
 from optimlab.lab.spec import StudySpec, TrainSpec, parse_spec
 from optimlab.lab.store import FINISHED, Store, TrialRow
 from optimlab.lab.trial import final_metrics
+from optimlab.schedules.base import ScheduleEndsEarly
 from optimlab.train import Trainer
 from optimlab.train.callbacks import Callback
 
@@ -76,9 +78,11 @@ def replay_trial(store: Store, study: str | None, label: str | None, seed: int,
     split = prepare_data(spec.data, row.seed)
     settings = TrainSpec.model_validate(row.config).model_dump()  # later fields: defaults
     trainer = build_trainer(spec, settings, row.seed, split, list(callbacks))
-    trainer.fit(split.train, split.val, epochs=settings["epochs"],
-                max_steps=settings["max_steps"], batch_size=settings["batch_size"],
-                drop_last=settings["drop_last"])
+    with warnings.catch_warnings():  # the study's checks reported it when it ran
+        warnings.simplefilter("ignore", ScheduleEndsEarly)
+        trainer.fit(split.train, split.val, epochs=settings["epochs"],
+                    max_steps=settings["max_steps"], batch_size=settings["batch_size"],
+                    drop_last=settings["drop_last"])
     monitor = settings.get("monitor") or monitor_for(spec, split.train.task)
     assert trainer.history is not None
     final = final_metrics(trainer, trainer.history, split, settings)

@@ -59,20 +59,7 @@ def resolve_schedule(schedule: dict[str, Any], lr: float) -> dict[str, Any]:
 
 def schedule_end(schedule: dict[str, Any]) -> int | None:
     """The step (in the schedule's unit) from which the schedule holds its final rate, or None
-    if it never settles (a decay that goes on, a cycle)."""
-    name = str(schedule.get("name", "")).lower()
-    if name in ("cosine", "polynomial"):
-        return int(schedule["total"])
-    if name == "one_cycle":
-        return int(schedule["total_steps"]) - 1
-    if name == "warmup":
-        inner = schedule.get("schedule")
-        end = schedule_end(inner) if isinstance(inner, dict) else None
-        return None if end is None else int(schedule["steps"]) + end
-    if name == "join":
-        last = (schedule.get("schedules") or [None])[-1]
-        end = schedule_end(last) if isinstance(last, dict) else None
-        return None if end is None else int(list(schedule["boundaries"])[-1]) + end
-    return None
+    if it never settles (a decay that goes on, a cycle): the built schedule's ``end``."""
+    from optimlab.schedules import create  # lazy: optimlab.schedules imports torch
 
-
+    return create(**schedule).end

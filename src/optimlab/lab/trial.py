@@ -18,6 +18,7 @@ import platform
 import shutil
 import socket
 import time
+import warnings as warnings_module  # `warnings` names a trial's list of them below
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from optimlab.lab.spec import StudySpec, TrainSpec
 from optimlab.lab.spec_schedule import resolve_schedule
 from optimlab.lab.store import FINISHED, Store, TrialResult, TrialRow
 from optimlab.lab.studydata import StudyData
+from optimlab.schedules.base import ScheduleEndsEarly
 from optimlab.train.callbacks import (
     EMA,
     SWA,
@@ -212,9 +214,12 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
     for text in warnings:
         if on_warning is not None:
             on_warning(f"{row.label} (seed {seed}): {text}")
-    history = trainer.fit(split.train, split.val, epochs=settings["epochs"],
-                          max_steps=settings["max_steps"], batch_size=settings["batch_size"],
-                          drop_last=settings["drop_last"], resume=last)
+    with warnings_module.catch_warnings():  # the study's checks said it once, before training
+        warnings_module.simplefilter("ignore", ScheduleEndsEarly)
+        history = trainer.fit(split.train, split.val, epochs=settings["epochs"],
+                              max_steps=settings["max_steps"],
+                              batch_size=settings["batch_size"],
+                              drop_last=settings["drop_last"], resume=last)
     final = final_metrics(trainer, history, split, settings)
     best: dict[str, Any] = {}
     for key, key_mode in ((monitor, metric_mode(monitor)), ("val_loss", "min")):

@@ -24,6 +24,10 @@ from optimlab._checks import check_number
 ScheduleLike = Callable[[int], float]
 
 
+class ScheduleEndsEarly(UserWarning):
+    """A schedule settles at its final rate (:attr:`Schedule.end`) before training ends."""
+
+
 def as_step(step: Any) -> int:
     """``step`` as a Python ``int`` ≥ 0 (NumPy and torch integers accepted), else ValueError."""
     if type(step) is int and step >= 0:  # the fast path: every call goes through here
@@ -75,6 +79,13 @@ class Schedule:
     def __call__(self, step: int) -> float:
         raise NotImplementedError
 
+    @property
+    def end(self) -> int | None:
+        """The step from which a schedule that runs to a close (cosine, polynomial, one-cycle,
+        and warmups or joins ending in one) holds its final rate; None for one that goes on
+        (a constant, a decay without end, a cycle). Training past it trains at that rate."""
+        return None
+
     def per_epoch(self, steps_per_epoch: int) -> Schedule:
         """This schedule counted in epochs: the value at optimizer step ``s`` is
         ``self(s // steps_per_epoch)``, constant within an epoch."""
@@ -98,6 +109,11 @@ class PerEpoch(Schedule):
 
     def __call__(self, step: int) -> float:
         return self.inner(as_step(step) // self.steps_per_epoch)
+
+    @property
+    def end(self) -> int | None:
+        inner = getattr(self.inner, "end", None)
+        return None if inner is None else inner * self.steps_per_epoch
 
     def __repr__(self) -> str:
         return f"{self.inner!r}.per_epoch({self.steps_per_epoch})"

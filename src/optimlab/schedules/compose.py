@@ -38,6 +38,11 @@ class Warmup(Schedule):
         peak = self.schedule(0)
         return peak * (self.start_factor + (1.0 - self.start_factor) * t / self.steps)
 
+    @property
+    def end(self) -> int | None:
+        inner = getattr(self.schedule, "end", None)
+        return None if inner is None else self.steps + inner
+
 
 @_frozen
 class Join(Schedule):
@@ -50,6 +55,11 @@ class Join(Schedule):
         i = bisect.bisect_right(self.boundaries, t)
         start = self.boundaries[i - 1] if i else 0
         return self.schedules[i](t - start)
+
+    @property
+    def end(self) -> int | None:
+        last = getattr(self.schedules[-1], "end", None)
+        return None if last is None else self.boundaries[-1] + last
 
 
 def warmup(schedule: ScheduleLike, steps: int, start_factor: float = 0.0) -> Schedule:

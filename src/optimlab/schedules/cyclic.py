@@ -92,6 +92,10 @@ class OneCycle(Schedule):
     final_div_factor: float
     three_phase: bool
 
+    @property
+    def end(self) -> int | None:
+        return self.total_steps - 1
+
     def __call__(self, step: int) -> float:
         t = min(as_step(step), self.total_steps - 1)
         initial = self.max_lr / self.div_factor

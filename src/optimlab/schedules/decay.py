@@ -100,6 +100,10 @@ class Polynomial(Schedule):
             t = min(t, total)
         return (self.lr - self.end_lr) * (1.0 - t / total) ** self.power + self.end_lr
 
+    @property
+    def end(self) -> int | None:
+        return None if self.cycle else self.total
+
 
 @_frozen
 class Cosine(Schedule):
@@ -111,6 +115,10 @@ class Cosine(Schedule):
     def __call__(self, step: int) -> float:
         t = min(as_step(step), self.total)
         return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * t / self.total)) / 2
+
+    @property
+    def end(self) -> int | None:
+        return self.total
 
 
 # -- constructors ---------------------------------------------------------------------------------

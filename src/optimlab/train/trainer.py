@@ -25,6 +25,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
@@ -41,6 +42,7 @@ from optimlab.models.spec import build_model
 from optimlab.models.tasks import n_outputs, output_activation, task_defaults
 from optimlab.optim import ChainOptimizer
 from optimlab.optim import create as create_optimizer
+from optimlab.schedules.base import ScheduleEndsEarly
 from optimlab.train.callbacks.base import Callback, State
 from optimlab.train.callbacks.checkpoint import read_checkpoint
 from optimlab.train.callbacks.progress import ProgressBar
@@ -256,6 +258,8 @@ class Trainer:
         updates_per_epoch = max(1, len(batcher) // self.accumulate)
         if epochs is None:
             epochs = math.ceil(max_steps / updates_per_epoch)  # type: ignore[operator]
+        _check_schedule_covers(self.schedule, self.schedule_unit, epochs, updates_per_epoch,
+                               max_steps)
         scheduler = self.schedule if isinstance(self.schedule, LRScheduler) else None
         self.state = state = State(
             model=self.model, optimizer=self.optimizer, history=self.history, max_epochs=epochs,
@@ -588,6 +592,25 @@ class Trainer:
         if chosen and math.isfinite(loss):
             result.update(compute_metrics(chosen, outputs, y, self.task))
         return result
+
+
+def _check_schedule_covers(schedule: Any, unit: str, epochs: int, per_epoch: int,
+                           max_steps: int | None) -> None:
+    """Warn (:class:`~optimlab.schedules.base.ScheduleEndsEarly`) when a schedule that runs to a
+    close reaches its end before training does: the rest would train at its final rate (for a
+    cosine, lr = min_lr, often 0)."""
+    end = getattr(schedule, "end", None)
+    if end is None:
+        return
+    total = epochs if unit == "epoch" else epochs * per_epoch
+    if unit == "step" and max_steps is not None:
+        total = min(total, max_steps)
+    if end >= total:
+        return
+    warnings.warn(f"the schedule {schedule!r} reaches its end at {unit} {end} but training runs "
+                  f"{total} {unit}s, so the last {total - end} train at lr = {schedule(end):.3g};"
+                  f" lengthen the schedule (e.g. total={total}) or train less",
+                  ScheduleEndsEarly, stacklevel=3)
 
 
 def _zero_grad(params: list[Tensor]) -> None:

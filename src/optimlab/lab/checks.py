@@ -125,6 +125,8 @@ def _check_configuration(spec: StudySpec, settings: dict[str, Any], train: Any, 
     if spec.target is not None:
         check_monitor("target.metric", spec.target.metric, metrics, task, step_keys=True)
     lr = settings["lr"]
+    if lr == "find":  # the range test finds it; any rate builds the optimizer
+        lr = 1e-3
     if lr is None:
         lr = available()[settings["optimizer"]]["defaults"]["lr"]
     kwargs = dict(settings["optimizer_kwargs"])

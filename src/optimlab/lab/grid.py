@@ -15,7 +15,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from optimlab.lab.spec_models import SpecError, StudySpec, TrainSpec, check_text, first_error
+from optimlab.lab.spec_models import (
+    MAX_TRIALS,
+    SpecError,
+    StudySpec,
+    TrainSpec,
+    check_text,
+    first_error,
+)
 
 
 def _set_dotted(settings: dict[str, Any], key: str, value: Any) -> None:
@@ -110,6 +117,12 @@ def configurations(spec: StudySpec) -> list[tuple[str, dict[str, Any]]]:
                             "they would be the same trials; remove one, or make them differ")
         seen[label] = same
         checked.append((label, full))
+    restarts = sum(settings["restarts"] for _, settings in checked)
+    total = len(spec.seed_list) * len(spec.data.fold_ids) * restarts
+    if total > MAX_TRIALS:
+        raise SpecError(f"the spec makes {total} trials ({len(checked)} configurations with "
+                        f"{restarts} restarts in all × {len(spec.data.fold_ids)} folds × "
+                        f"{len(spec.seed_list)} seeds); the lab allows at most {MAX_TRIALS}")
     if spec.baseline is not None and spec.baseline not in seen:
         raise SpecError(f"baseline={spec.baseline!r} is not a configuration; the labels are: "
                         f"{', '.join(label for label, _ in checked)}")

@@ -667,13 +667,15 @@ def loglog_slope(x: Sequence[float], y: Sequence[float], *,
     """Least squares of ln y on ln x: the exponent b of y ≈ c·x^b and its t interval,
     b̂ ± t₍ₙ₋₂₎·SE(b̂) (see the module's definitions). Every x and y must be > 0."""
     _check_confidence(confidence)
-    lx = np.log(np.asarray(x, dtype=np.float64))
-    ly = np.log(np.asarray(y, dtype=np.float64))
-    if lx.shape != ly.shape or lx.ndim != 1:
-        raise ValueError(f"x and y must be two 1-D sequences of one length; got {lx.shape} and "
-                         f"{ly.shape}")
-    if not (np.isfinite(lx).all() and np.isfinite(ly).all()):
+    xa = np.asarray(x, dtype=np.float64)
+    ya = np.asarray(y, dtype=np.float64)
+    if xa.shape != ya.shape or xa.ndim != 1:
+        raise ValueError(f"x and y must be two 1-D sequences of one length; got {xa.shape} and "
+                         f"{ya.shape}")
+    if not (np.isfinite(xa).all() and np.isfinite(ya).all() and (xa > 0).all()
+            and (ya > 0).all()):
         raise ValueError("x and y must be positive and finite for a log–log fit")
+    lx, ly = np.log(xa), np.log(ya)
     n = int(lx.size)
     nan = math.nan
     sxx = float(np.sum((lx - lx.mean()) ** 2)) if n else 0.0

@@ -8,8 +8,9 @@ Train for at most N updates while the learning rate grows exponentially from ``s
     ℓ_i  = the loss of mini-batch i, measured in the forward pass before the update with lr_i
     v_i  = β·v_{i−1} + (1 − β)·ℓ_i,  v̂_i = v_i / (1 − β^(i+1))    (optimlab.ewa, bias-corrected,
                                                                   so v̂_0 = ℓ_0, not (1 − β)·ℓ_0)
-    stop after step i when v̂_i > diverge · min_{j≤i} v̂_j  (the loss has blown up), or when
-    ℓ_i is not finite
+    stop after step i ≥ s when v̂_i > diverge · min_{s≤j≤i} v̂_j  (the loss has blown up), or
+    when ℓ_i is not finite; s = ⌊N/10⌋ (the first points, where the average rests on a few
+    batches, cannot set the minimum: one lucky batch there would stop the test on noise)
 
 The notes' ``find_lr`` stops when the raw loss passes 10 × the first loss; the rule here (fastai's)
 compares the smoothed loss with its best value so far, which one noisy batch cannot trigger and
@@ -162,6 +163,7 @@ def range_test(step: Callable[[float], float], *, start: float = DEFAULTS["start
     smoothed = np.empty(0)
     reason = f"reached end={end:g} after {num_steps} steps"
     diverged = False
+    skip = _skip(num_steps)
     for lr in lr_schedule(start, end, num_steps):
         loss = float(step(float(lr)))
         if not math.isfinite(loss):
@@ -171,7 +173,9 @@ def range_test(step: Callable[[float], float], *, start: float = DEFAULTS["start
         lrs.append(float(lr))
         losses.append(loss)
         smoothed = ewa(losses, beta, bias_correction=True)
-        best = float(np.min(smoothed))
+        if len(smoothed) <= skip:
+            continue
+        best = float(np.min(smoothed[skip:]))
         if smoothed[-1] > diverge * best:
             reason = (f"the smoothed loss {smoothed[-1]:.4g} passed {diverge:g} × its minimum "
                       f"{best:.4g} at lr={lr:.3g} (step {len(lrs)})")
@@ -182,25 +186,27 @@ def range_test(step: Callable[[float], float], *, start: float = DEFAULTS["start
                           diverge=diverge, rule=rule, stop_reason=reason, diverged=diverged,
                           batch_size=batch_size)
     try:
-        result.suggestions = suggest(lrs, result.smoothed, beta)
+        result.suggestions = suggest(lrs, result.smoothed, beta, skip)
     except ValueError as err:
         result.problem = f"{err} ({reason}); lower start or give more num_steps"
     return result
 
 
 def _skip(n: int) -> int:
+    """The first points of an n-step test that set no minimum and get no suggestion."""
     return n // 10
 
 
 def suggest(lrs: list[float] | np.ndarray, smoothed: list[float] | np.ndarray,
-            beta: float = DEFAULTS["beta"]) -> dict[str, Suggestion]:
-    """Every rule's suggestion for a smoothed curve (ValueError when it is too short)."""
+            beta: float = DEFAULTS["beta"], skip: int | None = None) -> dict[str, Suggestion]:
+    """Every rule's suggestion for a smoothed curve, read after its first ``skip`` points
+    (default a tenth of them); ValueError when fewer than 5 are left."""
     lr = np.asarray(lrs, dtype=np.float64)
     v = np.asarray(smoothed, dtype=np.float64)
-    skip = _skip(len(v))
+    skip = _skip(len(v)) if skip is None else skip
     if len(v) - skip < 5:
         raise ValueError(f"the test stopped after {len(v)} steps, too few to read a curve "
-                         "from (at least 5 after the first tenth)")
+                         f"from (at least 5 after the first {skip})")
     return {"valley": valley(lr, v, skip), "steepest": steepest(lr, v, skip, beta),
             "minimum": minimum(lr, v, skip)}
 

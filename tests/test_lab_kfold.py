@@ -197,25 +197,31 @@ RESTARTS = {"name": "r", "seeds": 2, "baseline": "sgd",
             "configs": [{"label": "sgd"}]}
 
 
-def test_one_restart_is_the_plain_trial_and_more_restarts_keep_it(tmp_path) -> None:
+def test_one_restart_is_the_plain_trial_and_restart_0_trains_as_it(tmp_path) -> None:
+    """restarts = 1 is the plain study (same keys, so the same trials); with restarts = 3 each
+    seed trains three trials of its own, and restart 0 trains exactly as the plain trial."""
     plain = parse_spec(RESTARTS)
     one = parse_spec({**RESTARTS, "train": {**RESTARTS["train"], "restarts": 1}})
     assert [t.key for t in expand(plain)] == [t.key for t in expand(one)]
     db = tmp_path / "r.db"
     run_study(plain, db)
+    assert run_study(one, db).ran == 0
     before = _finals(db)
-    three = parse_spec({**RESTARTS, "configs": [{"label": "sgd", "restarts": 3}]})
-    out = run_study(three, db)
-    assert out.ran == 4 and out.counts == {"completed": 6}  # restart 0 of each seed was kept
+    both = parse_spec({**RESTARTS, "configs": [{"label": "sgd"},
+                                               {"label": "sgd, best of 3", "restarts": 3}]})
+    out = run_study(both, db)
+    assert out.ran == 6 and out.counts == {"completed": 8}
     with Store(db) as store:
-        rows = store.trials(store.study()[0])
+        rows = [r for r in store.trials(store.study()[0]) if r.label == "sgd, best of 3"]
         a = analyze(store)
-    assert {(r.seed, r.restart or 0) for r in rows} == {(s, k) for s in (0, 1) for k in range(3)}
+    assert sorted((r.seed, r.restart) for r in rows) == [(s, k) for s in (0, 1)
+                                                         for k in range(3)]
     for (_, _, seed), (_, final) in before.items():
-        first = next(r for r in rows if r.seed == seed and not r.restart)
-        assert first.final == final  # the plain trial is restart 0
-    c = a.config("sgd")
+        first = next(r for r in rows if r.seed == seed and r.restart == 0)
+        assert first.final == final  # restart 0 is the plain trial, bit for bit
+    c = a.config("sgd, best of 3")
     assert c.restarts is not None and c.restarts.restarts == 3 and c.n == 2
+    assert a.config("sgd").restarts is None
 
 
 def _row(seed: int, restart: int, val: float, test: float, status: str = "completed"
@@ -345,6 +351,8 @@ def test_a_resumed_trial_reuses_its_range_test(tmp_path) -> None:
     ("", "restarts = 0\n", ["restarts=0", "[1, 1000]"]),
     ("", 'lr = "find"\nlr_find = { start = 1.0, end = 0.1 }\n', ["start=1", "end=0.1"]),
     ("", 'lr = "find"\nlinear_scaling = true\n', ["linear_scaling"]),
+    ("", '[[configs]]\nlabel = "a"\nrestarts = 3\n[[configs]]\nlabel = "b"\nrestarts = 5\n',
+     ["'a' and 'b' differ only in restarts"]),
 ])
 def test_bad_input_exits_2_naming_the_field(tmp_path, capsys, data, train, words) -> None:
     spec = tmp_path / "bad.toml"

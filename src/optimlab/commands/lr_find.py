@@ -143,7 +143,10 @@ def run(args: argparse.Namespace) -> int:
         source = spec.data.describe().split(",")[0]
         fig = range_test_figure(curves, rule=options["rule"],
                                 sweep=result if len(sizes) > 1 else None,
-                                title=f"Range test: {label} on {source}")
+                                title=f"Range test{'s' if len(sizes) > 1 else ''} of "
+                                      f"{label!r} on {source}"
+                                      + (" (B from --batch-sizes)" if args.batch_sizes
+                                         else ""))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(to_png(fig, dpi=110))
         figure_path = out
@@ -165,7 +168,8 @@ def _print(result: Any, label: str, options: dict[str, Any], figure: Path | None
     from optimlab.train.lr_find import RULES
 
     out = console()
-    table = Table(title=f"Learning-rate range test: {safe(label)} (lr {options['start']:g} → "
+    table = Table(title=f"Learning-rate range test of {safe(repr(label))} "
+                        f"(lr {options['start']:g} → "
                         f"{options['end']:g} over ≤ {options['num_steps']} steps, EWA β = "
                         f"{options['beta']:g}, stop at {options['diverge']:g} × the minimum)")
     for col in ("B", "seed", "steps", *(f"{r}{' (used)' if r == result.rule else ''}"

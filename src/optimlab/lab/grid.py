@@ -95,6 +95,7 @@ def configurations(spec: StudySpec) -> list[tuple[str, dict[str, Any]]]:
             _set_dotted(settings, k, v)
         out.append((label, settings))
     seen: dict[str, str] = {}
+    restarted: dict[str, str] = {}
     checked: list[tuple[str, dict[str, Any]]] = []
     for label, settings in out:
         try:
@@ -115,7 +116,16 @@ def configurations(spec: StudySpec) -> list[tuple[str, dict[str, Any]]]:
         if twin is not None:
             raise SpecError(f"configurations {twin!r} and {label!r} have identical settings, so "
                             "they would be the same trials; remove one, or make them differ")
+        # restart r of a configuration is one trial whatever its number of restarts
+        but_restarts = json.dumps({**full, "restarts": full["restarts"] > 1}, sort_keys=True,
+                                  default=str)
+        twin = next((other for other, text in restarted.items() if text == but_restarts), None)
+        if twin is not None and full["restarts"] > 1:
+            raise SpecError(f"configurations {twin!r} and {label!r} differ only in restarts, so "
+                            "their first restarts would be the same trials; keep the one with "
+                            "more restarts, or make them differ in another setting")
         seen[label] = same
+        restarted[label] = but_restarts
         checked.append((label, full))
     restarts = sum(settings["restarts"] for _, settings in checked)
     total = len(spec.seed_list) * len(spec.data.fold_ids) * restarts

@@ -64,11 +64,11 @@ class BatchSweep:
             return [f"No power law can be fitted: it needs suggestions at two batch sizes or "
                     f"more ({n_tests} range tests gave "
                     f"{sum(len(self.suggested(b)) for b in self.batch_sizes)} suggestions)."]
+        slope = words.fmt(s.slope, 2)  # two decimals: a rule's slope (1, 0.5) is read off it
         if math.isfinite(s.ci_low):
-            slope, low, high = words.estimate(s.slope, s.ci_low, s.ci_high)
-            ci = f", {words.plain(s.confidence * 100)}% CI [{low}, {high}]"
+            ci = (f", {words.plain(s.confidence * 100)}% CI [{words.fmt(s.ci_low, 2)}, "
+                  f"{words.fmt(s.ci_high, 2)}]")
         else:
-            slope, _, _ = words.estimate(s.slope)
             ci = " (no interval: it needs three suggestions or more)"
         out.append(f"The suggested lr ({self.rule} rule) grows as B^{slope}{ci}, fitted on "
                    f"log–log axes over {s.n} suggestions ({len(self.batch_sizes)} batch sizes × "

@@ -79,15 +79,16 @@ class Trial:
 
 def trial_key(settings: dict[str, Any], seed: int, data: dict[str, Any],
               target: dict[str, Any] | None = None, *, fold: int | None = None,
-              restart: int = 0) -> str:
+              restart: int | None = None) -> str:
     """A stable id for (data, settings, seed, target, fold, restart): the same trial always
     gets the same key.
 
     ``data`` includes the content's fingerprint once the runner has loaded it; the target is
     part of the key from then on (it changes what is recorded). A spec without a fingerprint
     (a study stored by optimlab before schema 2) keys as it did then. The fold enters the key
-    when there is one, the restart when it is not 0 (restart 0 is the plain trial, so adding
-    restarts to a configuration keeps its trials).
+    when there is one, the restart when the configuration restarts (``restart`` is None for
+    one with ``restarts = 1``: its trials are the plain ones). The number of restarts does not
+    enter it: raising it from 3 to 5 adds restarts 3 and 4.
     """
     settings = {k: v for k, v in settings.items()
                 if not (k in _LATER_SETTINGS and v == _LATER_SETTINGS[k]) and k not in _COUNTS}
@@ -97,7 +98,7 @@ def trial_key(settings: dict[str, Any], seed: int, data: dict[str, Any],
         blob["target"] = target
     if fold is not None:
         blob["fold"] = fold
-    if restart:
+    if restart is not None:
         blob["restart"] = restart
     text = json.dumps(blob, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -108,8 +109,9 @@ def expand(spec: StudySpec) -> list[Trial]:
     seeds, restarts."""
     data = spec.data.model_dump()
     target = spec.target.model_dump() if spec.target is not None else None
-    return [Trial(trial_key(settings, seed, data, target, fold=fold, restart=restart), label,
-                  settings, seed, fold, restart)
+    return [Trial(trial_key(settings, seed, data, target, fold=fold,
+                            restart=restart if settings["restarts"] > 1 else None),
+                  label, settings, seed, fold, restart)
             for label, settings in configurations(spec) for fold in spec.data.fold_ids
             for seed in spec.seed_list for restart in range(settings["restarts"])]
 

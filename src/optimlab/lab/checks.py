@@ -139,6 +139,9 @@ def _check_configuration(spec: StudySpec, settings: dict[str, Any], train: Any, 
     check_targets(loss.name, out, train.y[:2], task=task)
     if settings["schedule"] is not None:
         _schedule_warning(settings, lr, facts, label)
+    if settings.get("lr_find") is not None and settings["lr"] != "find":
+        facts.warnings.append(f"configuration {label!r}: lr_find sets the range test, but its "
+                              f"lr is {settings['lr']!r}, not \"find\": no range test runs")
     return sum(p.numel() for p in model.parameters())
 
 

@@ -24,6 +24,7 @@ from optimlab.lab.spec import StudySpec, parse_spec
 from optimlab.lab.store import FINISHED, Store, TrialRow
 from optimlab.train import Trainer
 from optimlab.train.callbacks import Callback
+from optimlab.train.restarts import restart_seed
 
 
 @dataclass
@@ -67,11 +68,21 @@ def find_trial(store: Store, study: str | None, label: str | None,
 def replay_trial(store: Store, study: str | None, label: str | None, seed: int,
                  callbacks: Sequence[Callback] = ()) -> Replay:
     """Train the finished trial ``(label, seed)`` of ``study`` again from its stored settings
-    (same data split, same seed, same settings; no checkpoints), with ``callbacks`` added."""
+    (same data split, same seed, same settings; no checkpoints), with ``callbacks`` added. In a
+    study with k-fold or restarts, the first finished trial of that seed (its lowest fold and
+    restart) is replayed, on its fold's split and from its restart's seed; a trial of
+    ``lr = "find"`` trains at the lr its stored range test chose."""
     spec, row = find_trial(store, study, label, seed)
-    split = prepare_data(spec.data)
-    settings = row.config
-    trainer = build_trainer(spec, settings, row.seed, split, list(callbacks))
+    split = prepare_data(spec.data, row.seed, row.fold)  # its seed's split, its fold
+    settings = dict(row.config)
+    if settings.get("lr") == "find":  # the lr its range test chose, as stored
+        found = store.lr_find(row.id) or {}
+        if not isinstance(found.get("lr"), int | float):
+            raise ValueError(f"trial {row.label!r} (seed {row.seed}) has lr = \"find\" but no "
+                             "stored range test to take its lr from")
+        settings["lr"] = found["lr"]
+    trainer = build_trainer(spec, settings, restart_seed(row.seed, row.restart or 0), split,
+                            list(callbacks))
     trainer.fit(split.train, split.val, epochs=settings["epochs"],
                 max_steps=settings["max_steps"], batch_size=settings["batch_size"],
                 drop_last=settings["drop_last"])

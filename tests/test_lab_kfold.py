@@ -148,6 +148,11 @@ def test_a_kfold_study_runs_one_trial_per_fold_and_seed_with_stats_per_pair(tmp_
 
     with Store(db) as store:  # a stored trial trains again on its own fold's split
         assert replay_trial(store, None, "adam", 1).reproduces
+        from optimlab.viz.report import render_report
+
+        html = render_report(store, analysis=a).html
+    assert "× 3 folds × 2 seeds" in html and "<th>folds × seeds</th>" in html
+    assert "(fold, seed) pairs" in html and "not independent samples" in html
 
 
 KILLER = textwrap.dedent("""
@@ -160,7 +165,7 @@ KILLER = textwrap.dedent("""
 
 def test_kill_9_mid_kfold_study_then_rerun_gives_the_uninterrupted_result(tmp_path) -> None:
     spec_path = tmp_path / "kfold.toml"
-    spec_path.write_text(SPEC.format(epochs=50))
+    spec_path.write_text(SPEC.format(epochs=30))
     reference = tmp_path / "ref.db"
     run_study(load_spec(spec_path), reference)
     db = tmp_path / "killed.db"
@@ -276,6 +281,12 @@ def test_a_restarted_study_reports_the_test_value_of_the_restart_chosen_on_val(t
 
     text = " ".join(answer(a))
     assert "best of 3 restarts by val accuracy" in text and "over the average restart" in text
+    from optimlab.viz.report import render_report
+
+    with Store(db) as store:
+        report = render_report(store, analysis=a)
+    assert 'id="restarts"' in report.html and "restarts" in {p.key for p in report.plots}
+    assert "keeping the best gained" in report.html
 
 
 def test_restarts_from_python_keep_the_best_on_validation(digits_split) -> None:

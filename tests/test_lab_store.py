@@ -281,7 +281,7 @@ def test_a_schema_1_store_opens_upgraded_and_reads_as_it_was_written(tmp_path) -
     shutil.copy(V1, db)
     with Store(db) as store:
         version = store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        assert int(version.fetchone()[0]) == SCHEMA_VERSION == 2
+        assert int(version.fetchone()[0]) == SCHEMA_VERSION == 3
         study_id, name, _ = store.study()
         rows = store.trials(study_id)
         assert name == "v1-study" and len(rows) == 4
@@ -301,6 +301,45 @@ def test_a_schema_1_store_opens_upgraded_and_reads_as_it_was_written(tmp_path) -
     with Store(db) as store:  # opening again: nothing left to migrate
         assert len(store.trials(store.study()[0])) == 4
     assert "v1-study" in write_report(db, out=tmp_path / "r.html").read_text()
+
+
+V2 = Path(__file__).parent / "data" / "store-v2.db"  # made by tests/data/make_store_v2.py
+# with optimlab at commit e480fe8 (schema 2): iris, lr 0.05 (2 seeds completed) and lr 1e6
+# (seed 0 diverged, seed 1 marked failed), a target
+
+
+def test_a_schema_2_store_is_upgraded_to_3_and_its_trials_keep_their_keys(tmp_path) -> None:
+    """Migration 2 → 3 adds the fold and restart of a trial (NULL: none had either) and the
+    range tests' table; an ordinary study's trial keys are unchanged, so running its spec
+    again with today's code finds every trial done."""
+    import shutil
+
+    from optimlab.lab.analysis import analyze
+    from optimlab.lab.runner import expand, run_study
+    from optimlab.lab.spec import parse_spec
+    from optimlab.lab.store import MIGRATIONS, SCHEMA_VERSION
+
+    assert SCHEMA_VERSION == 3 and MIGRATIONS[1].__name__ == "_migrate_2_to_3"
+    db = tmp_path / "v2.db"
+    shutil.copy(V2, db)
+    with Store(db) as store:
+        version = store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        assert int(version.fetchone()[0]) == 3
+        columns = {r[1] for r in store.conn.execute("PRAGMA table_info(trials)")}
+        assert {"fold", "restart"} <= columns
+        study_id, name, spec_data = store.study()
+        rows = store.trials(study_id)
+        assert name == "v2-study" and len(rows) == 4
+        assert all(r.fold is None and r.restart is None for r in rows)
+        assert all(store.lr_find(r.id) is None for r in rows)
+        assert sorted(r.key for r in rows) == sorted(t.key for t in expand(parse_spec(spec_data)))
+        a = analyze(store)
+        assert {c.label: (c.n, c.n_done) for c in a.configs} == {"0.05": (2, 2), "1e+06": (2, 2)}
+        assert a.config("0.05").final == {r.seed: r.final["val_accuracy"] for r in rows
+                                          if r.label == "0.05"}
+    out = run_study(parse_spec(spec_data), db)
+    assert out.ran == 1  # only the trial the fixture marked failed runs again
+    assert out.counts == {"completed": 2, "diverged": 2}
 
 
 def test_rows_are_read_by_name_and_a_result_is_one_object(tmp_path) -> None:

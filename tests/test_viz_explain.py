@@ -69,7 +69,8 @@ def test_printed_tolerance_and_check() -> None:
 
 def test_registry_lists_every_topic_and_rejects_unknown(tmp_path: Path) -> None:
     assert list(explain.available()) == ["ewa", "momentum", "rmsprop", "adam", "minibatch",
-                                         "schedules", "init", "dropout", "batchnorm"]
+                                         "schedules", "init", "dropout", "batchnorm",
+                                         "lr-find"]
     with pytest.raises(ValueError, match=r"unknown topic 'nope'.*ewa.*batchnorm"):
         explain.run("nope", tmp_path)
 
@@ -367,6 +368,34 @@ def test_batchnorm(results: _Results) -> None:
 
 
 # -- the CLI -----------------------------------------------------------------------------------
+# -- lr-find ------------------------------------------------------------------------------------
+def test_lr_find(results: _Results) -> None:
+    r = results["lr-find"]
+    _common(r, "lr-find")
+    k = r.key_numbers
+    beta, lrs, losses = k["beta"], k["lrs"], k["losses"]
+    assert lrs[0] == pytest.approx(1e-7) and lrs[1] / lrs[0] == pytest.approx(1e8 ** (1 / 99))
+    v, hand, hat = 0.0, [], []
+    for t, x in enumerate(losses, 1):  # the recurrence and its bias correction, by hand
+        v = beta * v + (1 - beta) * x
+        hand.append(v)
+        hat.append(v / (1 - beta**t))
+    assert k["uncorrected"] == pytest.approx(hand, rel=1e-9)
+    assert k["smoothed"] == pytest.approx(hat, rel=1e-9)
+    assert k["smoothed"][0] == pytest.approx(losses[0], rel=1e-12)  # not (1 − β)·ℓ₀
+    skip = 10
+    if k["diverged"] and "passed" in k["stop_reason"]:
+        assert hat[-1] > k["diverge"] * min(hat[skip:])
+    assert all(hat[i] <= k["diverge"] * min(hat[skip:i + 1]) for i in range(skip, len(hat) - 1))
+    assert k["restored"] is True
+    assert k["suggestions"]["minimum"] == pytest.approx(lrs[skip + int(np.argmin(hat[skip:]))]
+                                                        / 10)
+    assert k["steps_per_epoch"] == {str(b): math.ceil(k["train_rows"] / b)
+                                    for b in (16, 32, 64, 128)}
+    assert all(len(v) == 3 for v in k["sweep"].values()) and k["slope"]["n"] == 12
+    assert any("find_lr runs one epoch" in d for d in r.notes_differences)
+
+
 def test_cli_lists_topics(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain"]) == 0
     out = capsys.readouterr().out

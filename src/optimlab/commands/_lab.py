@@ -73,12 +73,14 @@ def ranking_table(analysis: Any) -> Table:
     percent = analysis.percent
     metric = words.metric_words(analysis.monitor)
     unit = " (%)" if percent else ""
-    table = Table(title=f"{safe(analysis.study)}: final {metric} across seeds "
+    table = Table(title=f"{safe(analysis.study)}: final {metric} across {analysis.pair}s "
                         f"({'higher' if analysis.mode == 'max' else 'lower'} is better)")
     for col, justify in (("rank", "right"), ("configuration", "left"),
                          (f"final{unit}", "right"), ("95% CI", "right"),
                          (f"best{unit}", "right"), (f"test{unit}", "right"),
-                         ("seeds", "right"), ("notes", "left"), ("time / seed", "right")):
+                         ("folds × seeds" if analysis.kfold else "seeds", "right"),
+                         ("notes", "left"),
+                         ("time / " + ("pair" if analysis.kfold else "seed"), "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for entry in analysis.ranking:
         c = analysis.config(entry.label)
@@ -91,7 +93,12 @@ def ranking_table(analysis: Any) -> Table:
             if count:
                 notes.append(f"{count} {word}")
         if entry.rank is None:
-            notes.append("no rank: < 2 finite seeds")
+            notes.append(f"no rank: < 2 finite {analysis.pair}s")
+        if c.restarts is not None:
+            notes.append(f"best of {c.restarts.restarts} restarts")
+        if c.lrs_found:
+            found = sorted(c.lrs_found)
+            notes.append(f"lr found {found[len(found) // 2]:.2g}")
         table.add_row(str(entry.rank) if entry.rank is not None else words.DASH,
                       safe(c.label), words.num(s.mean, percent),
                       words.interval(s.ci_low, s.ci_high, percent),
@@ -109,7 +116,8 @@ def print_results(analysis: Any, console: Console) -> None:
     for sentence in answer.answer(analysis):
         console.print(safe(sentence))
     if analysis.comparisons:
-        console.print(f"\nAgainst the baseline ({safe(analysis.baseline)}), paired by seed:")
+        console.print(f"\nAgainst the baseline ({safe(analysis.baseline)}), paired by "
+                      f"{analysis.pair.removesuffix(' pair')}:")
         for comparison in analysis.comparisons.values():
             console.print(f"  • {safe(comparison.statement)}")
     for c in analysis.configs:
@@ -123,7 +131,7 @@ def print_results(analysis: Any, console: Console) -> None:
     note = rmsprop_note(analysis)
     if note:
         console.print(f"\n[dim]{safe(note)}[/dim]")
-    console.print(f"\n[dim]{safe(answer.sources_of_variance(analysis.resplit))}[/dim]")
+    console.print(f"\n[dim]{safe(answer.variance(analysis))}[/dim]")
 
 
 def rmsprop_note(analysis: Any) -> str:
@@ -177,8 +185,12 @@ def summary_json(analysis: Any, outcome: Outcome | None, report: Path | None) ->
                      "failed": analysis.config(e.label).failed,
                      "failures": [{"seed": seed, "reason": reason} for seed, reason
                                   in analysis.config(e.label).failures],
-                     "time_per_seed": analysis.config(e.label).time_per_seed}
+                     "time_per_seed": analysis.config(e.label).time_per_seed,
+                     "restarts": _restarts_json(analysis.config(e.label).restarts),
+                     "lrs_found": analysis.config(e.label).lrs_found}
                     for e in analysis.ranking],
+        "units": {"pair": analysis.pair, "folds": analysis.folds,
+                  "seeds": len(analysis.spec.seed_list), "restarts": analysis.n_restarts},
         "comparisons": [comparison(k, c) for k, c in analysis.comparisons.items()],
         "target_comparisons": {unit: [comparison(k, c) for k, c in comps.items()]
                                for unit, comps in analysis.target_comparisons.items()},
@@ -186,6 +198,16 @@ def summary_json(analysis: Any, outcome: Outcome | None, report: Path | None) ->
         "report": str(report) if report else None,
     }
     return json.dumps(words.clean(data), indent=2)
+
+
+def _restarts_json(r: Any) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {"restarts": r.restarts, "spread": r.spread, "diverged": r.diverged,
+            "gain_val": {k: getattr(r.gain_val, k) for k in ("mean", "ci_low", "ci_high",
+                                                              "n_finite")},
+            "gain_test": {k: getattr(r.gain_test, k) for k in ("mean", "ci_low", "ci_high",
+                                                                "n_finite")}}
 
 
 def write_report_if_possible(db: str, study: str, out: str | None,

@@ -39,15 +39,22 @@ def run(args: argparse.Namespace) -> int:
                                "stop_step": r.stop_step, "reason": r.reason,
                                "wall_time": r.wall_time, "final": r.final, "best": r.best,
                                "device": r.device, "error": r.error, "traceback": r.traceback,
-                               "warnings": r.warnings} for r in rows],
+                               "warnings": r.warnings, "fold": r.fold, "restart": r.restart}
+                              for r in rows],
                              indent=2, default=str))
             return 0
         table = Table(title=f"trials of {safe(name)}")
-        for col in ("configuration", "seed", "status", "epochs", "steps", "time", "note"):
+        folds = any(r.fold is not None for r in rows)  # k-fold and restarts: their columns
+        restarts = any(r.restart is not None for r in rows)
+        for col in ("configuration", *(["fold"] if folds else []), "seed",
+                    *(["restart"] if restarts else []), "status", "epochs", "steps", "time",
+                    "note"):
             table.add_column(col)
         for r in rows:
             note = r.error or r.reason or ""
-            table.add_row(safe(r.label), str(r.seed), r.status,
+            table.add_row(safe(r.label), *([str(r.fold)] if folds else []), str(r.seed),
+                          *([str(r.restart) if r.restart is not None else ""] if restarts
+                            else []), r.status,
                           str(len(store.epochs(r.id)) or ""), str(r.steps or ""),
                           f"{r.wall_time:.1f}s" if r.wall_time else "", safe(note))
         Console().print(table)

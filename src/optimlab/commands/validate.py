@@ -30,9 +30,13 @@ def run(args: argparse.Namespace) -> int:
                                    "fingerprint": facts.fingerprint},
                           "parameters": facts.params, "warnings": facts.warnings}, indent=2))
         return 0
-    print(f"{args.spec} is valid: study {visible(spec.name)}, {len(labels)} configurations × "
-          f"{len(spec.seed_list)} seeds = {len(trials)} trials; baseline "
-          f"{visible(spec.baseline or labels[0])}")
+    folds = len(spec.data.fold_ids) if spec.data.split == "kfold" else 0
+    restarts = sum(1 for t in trials if t.restart) > 0
+    shape = (f"{len(labels)} configurations"
+             + (f" × {folds} folds" if folds else "")
+             + f" × {len(spec.seed_list)} seeds" + (" (with restarts)" if restarts else ""))
+    print(f"{args.spec} is valid: study {visible(spec.name)}, {shape} = {len(trials)} "
+          f"trials; baseline {visible(spec.baseline or labels[0])}")
     print(f"data: {spec.data.describe()}: {facts.describe()}")
     for label in labels:
         print(f"  - {visible(label)} ({facts.params[label]:,} parameters)")

@@ -12,6 +12,10 @@ counts once it has finished (completed, stopped early, diverged) or failed: a di
 failed seed is the worst value in every comparison; a pending or running one is left out (the
 report says the study is incomplete).
 
+With k-fold cross-validation the unit of every statistic is a (fold, seed) pair instead of a
+seed — the comparisons pair configurations by fold and seed — and with restarts a unit's value
+is that of its restart with the best validation value (:mod:`optimlab.lab.units`).
+
 >>> with Store("optimlab.db", create=False) as store:
 ...     analysis = analyze(store)
 >>> [(e.label, e.rank) for e in analysis.ranking]
@@ -24,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from optimlab.lab import stats
+from optimlab.lab import stats, units
 from optimlab.lab.runner import expand
 from optimlab.lab.spec import StudySpec, parse_spec
 from optimlab.lab.store import FINISHED, Store, TrialRow
@@ -38,7 +42,9 @@ COUNTED = (*FINISHED, "failed")
 @dataclass
 class ConfigResult:
     """One configuration across its seeds. ``final``, ``best`` and ``test`` map each counted
-    seed (finished or failed) to its value, NaN where it diverged or failed."""
+    seed (finished or failed) to its value, NaN where it diverged or failed — each counted unit,
+    with k-fold ((fold, seed) pairs: :func:`optimlab.lab.units.unit_id`), and the value of the
+    restart kept, with restarts (:attr:`units`, :attr:`restarts`)."""
 
     label: str
     settings: dict[str, Any]
@@ -56,23 +62,40 @@ class ConfigResult:
     steps_to_target: stats.TargetSummary | None = None
     seconds_to_target: stats.TargetSummary | None = None
     wall_time: float = 0.0
+    #: the (fold, seed) units (seeds without k-fold), each with its restarts and the one kept
+    units: dict[int, units.Unit] = field(default_factory=dict)
+    #: what restarts did (None without restarts)
+    restarts: units.RestartSummary | None = None
+    #: the learning-rate range tests of a configuration with lr = "find", per trial id
+    lr_finds: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
-        """Trials of this configuration in the study (seeds), finished or not."""
-        return len(self.trials)
+        """Units of this configuration in the study (seeds; (fold, seed) pairs with k-fold),
+        finished or not."""
+        return len(self.units) if self.units else len(self.trials)
 
     @property
     def n_done(self) -> int:
-        """Seeds that count: finished (completed, stopped early, diverged) or failed."""
+        """Units that count: finished (completed, stopped early, diverged) or failed (every
+        restart of it)."""
+        if self.units:
+            return sum(u.done for u in self.units.values())
         return sum(r.status in COUNTED for r in self.trials)
 
     @property
     def time_per_seed(self) -> float:
-        """Mean wall-clock seconds of a finished trial (NaN when none has a time)."""
-        times = [r.wall_time for r in self.trials
-                 if r.status in FINISHED and r.wall_time is not None]
+        """Mean wall-clock seconds of a finished unit (all its restarts; NaN when none has a
+        time)."""
+        times = [sum(r.wall_time or 0.0 for r in u.rows) for u in self.units.values()
+                 if all(r.status in FINISHED and r.wall_time is not None for r in u.rows)]
         return sum(times) / len(times) if times else math.nan
+
+    @property
+    def lrs_found(self) -> list[float]:
+        """The lr each trial of lr = "find" trained with (its range test's suggestion)."""
+        return [float(f["lr"]) for f in self.lr_finds.values()
+                if isinstance(f.get("lr"), int | float)]
 
 
 @dataclass
@@ -103,8 +126,29 @@ class Analysis:
 
     @property
     def n_seeds(self) -> int:
-        """Seeds per configuration in the study (the most any configuration has)."""
+        """Units per configuration in the study (the most any configuration has): seeds, or
+        (fold, seed) pairs with k-fold."""
         return max((c.n for c in self.configs), default=0)
+
+    @property
+    def kfold(self) -> bool:
+        """Whether the study cross-validates (``[data] split = "kfold"``)."""
+        return getattr(self.spec.data, "split", "holdout") == "kfold"
+
+    @property
+    def pair(self) -> str:
+        """What one unit of the statistics is called: "seed" or "(fold, seed) pair"."""
+        return "(fold, seed) pair" if self.kfold else "seed"
+
+    @property
+    def folds(self) -> int:
+        """Folds × repeats of a k-fold study (0 without k-fold)."""
+        return len(self.spec.data.fold_ids) if self.kfold else 0
+
+    @property
+    def n_restarts(self) -> int:
+        """The most restarts any configuration makes (1 without restarts)."""
+        return max((c.restarts.restarts for c in self.configs if c.restarts), default=1)
 
     @property
     def percent(self) -> bool:
@@ -166,28 +210,41 @@ def _monitor(spec: StudySpec, rows: list[TrialRow], monitor: str | None) -> str:
 
 def _config_result(label: str, trials: list[TrialRow], monitor: str,
                    spec: StudySpec) -> ConfigResult:
-    counted = [r for r in trials if r.status in COUNTED]
     test_key = "test_" + monitor.removeprefix("val_")
-    final = {r.seed: _value(r, monitor) for r in counted}
-    test = {r.seed: _value(r, test_key) for r in counted}
-    best = {r.seed: _best(r, monitor) for r in counted}
-    diverged = stats.divergence_count({r.seed: r.status for r in counted})
+    mode = metric_mode(monitor)
+    grouped = units.group(trials, lambda r: _value(r, monitor), lambda r: _value(r, test_key),
+                          mode)
+    kept = {uid: u.chosen for uid, u in grouped.items() if u.chosen is not None}
+    final = {uid: _value(r, monitor) for uid, r in kept.items()}
+    test = {uid: _value(r, test_key) for uid, r in kept.items()}
+    best = {uid: _best(r, monitor) for uid, r in kept.items()}
+    diverged = stats.divergence_count({uid: r.status for uid, r in kept.items()})
     result = ConfigResult(
         label=label, settings=trials[0].config, trials=trials, final=final, best=best,
         test=test, summary_final=stats.summarize(final), summary_best=stats.summarize(best),
         summary_test=stats.summarize(test), diverged=diverged,
-        failed=sum(r.status == "failed" for r in trials),
-        unfinished=sum(r.status not in FINISHED for r in trials),
-        failures=[(r.seed, (r.error or "no reason recorded").strip().splitlines()[-1])
+        failed=sum(r.status == "failed" for r in kept.values()),
+        unfinished=sum(not u.done for u in grouped.values()),
+        failures=[(r.seed, _where(r) + (r.error or "no reason recorded").strip().splitlines()[-1])
                   for r in trials if r.status == "failed"],
-        wall_time=sum(r.wall_time or 0.0 for r in trials))
+        wall_time=sum(r.wall_time or 0.0 for r in trials), units=grouped,
+        restarts=units.restart_summary(grouped, mode))
     if spec.target is not None:
         kw = {"target": spec.target.value, "metric": spec.target.metric, "diverged": diverged}
         result.steps_to_target = stats.to_target(
-            {r.seed: _to_target(r, "step") for r in counted}, unit="steps", **kw)
+            {uid: _to_target(r, "step") for uid, r in kept.items()}, unit="steps", **kw)
         result.seconds_to_target = stats.to_target(
-            {r.seed: _to_target(r, "seconds") for r in counted}, unit="seconds", **kw)
+            {uid: _to_target(r, "seconds") for uid, r in kept.items()}, unit="seconds", **kw)
     return result
+
+
+def _where(row: TrialRow) -> str:
+    """``fold 2, restart 1: `` before a failure's reason (nothing for an ordinary trial; the
+    seed is said with it)."""
+    parts = [f"fold {row.fold}"] if row.fold is not None else []
+    if row.restart:
+        parts.append(f"restart {row.restart}")
+    return ", ".join(parts) + ": " if parts else ""
 
 
 def analyze(store: Store, study: str | None = None, *, monitor: str | None = None,
@@ -213,8 +270,14 @@ def analyze(store: Store, study: str | None = None, *, monitor: str | None = Non
     percent = is_proportion_metric(
         monitor, [v for c in configs for v in (*c.final.values(), *c.best.values())])
 
+    for c in configs:
+        if c.settings.get("lr") == "find":
+            c.lr_finds = {r.id: found for r in c.trials if r.status in FINISHED
+                          and (found := store.lr_find(r.id)) is not None}
+    pair = "(fold, seed) pair" if spec.data.split == "kfold" else "seed"
     with_seeds = {c.label: c.final for c in configs if c.final}
-    family = stats.pairwise(with_seeds, mode=mode, metric=monitor, percent=percent)  # type: ignore[arg-type]
+    family = [dataclasses.replace(c, pair=pair) for c in
+              stats.pairwise(with_seeds, mode=mode, metric=monitor, percent=percent)]  # type: ignore[arg-type]
     target_raw: list[tuple[str, str, stats.Comparison]] = []
     base = next((c for c in configs if c.label == baseline), None)
     if spec.target is not None and base is not None:
@@ -227,10 +290,10 @@ def analyze(store: Store, study: str | None = None, *, monitor: str | None = Non
                     continue
                 cand_v = dict(zip(c.final, t.values, strict=True))
                 base_v = dict(zip(base.final, base_t.values, strict=True))
-                target_raw.append((unit, c.label, stats.paired(
+                target_raw.append((unit, c.label, dataclasses.replace(stats.paired(
                     cand_v, base_v, mode="min", metric=f"{unit} to {t.goal}",
                     candidate_label=c.label, baseline_label=baseline, unit=unit,
-                    failure="never reached", percent=False)))
+                    failure="never reached", percent=False), pair=pair)))
     corrected = stats.correct([*family, *(c for _, _, c in target_raw)], alpha=alpha)
     pairs, target_done = corrected[:len(family)], corrected[len(family):]
     comparisons = {}
@@ -271,9 +334,13 @@ def _swap(c: stats.Comparison) -> stats.Comparison:
 
 
 def seed_curves(store: Store, result: ConfigResult) -> dict[int, dict[str, Any]]:
-    """Per seed: the epoch records and the step rows of a configuration's finished trials."""
+    """Per seed (per unit, with k-fold): the epoch records and the step rows of a
+    configuration's finished trials (the restart kept, with restarts)."""
     out = {}
-    for r in result.trials:
+    rows = ([u.chosen for u in result.units.values() if u.chosen is not None]
+            if result.units else result.trials)
+    for r in rows:
         if r.status in FINISHED:
-            out[r.seed] = {"epochs": store.epochs(r.id), "steps": store.steps(r.id)}
+            out[units.unit_id(r.fold, r.seed)] = {"epochs": store.epochs(r.id),
+                                                  "steps": store.steps(r.id)}
     return out

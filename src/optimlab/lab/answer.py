@@ -1,7 +1,9 @@
 """A study's answer in words: which configurations are best and how sure, each against the
 baseline, time to target, what failed, and how to read the numbers — the prose of the CLI and
 the HTML report, built from an :class:`optimlab.lab.analysis.Analysis`. Every sentence that
-rests on seeds says how many of them diverged.
+rests on seeds says how many of them diverged; with k-fold cross-validation the units are
+(fold, seed) pairs and the sentences say how many folds and seeds a number rests on, with
+restarts how many restarts each unit chose from.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from optimlab.lab.words import (
 
 
 def summary_sentence(s: Summary, *, metric: str, percent: bool, diverged: int,
-                     failed: int = 0) -> str:
+                     failed: int = 0, pair: str = "seed", rests_on: str = "") -> str:
     """``97.1% on average over 10 seeds, 95% CI [96.8, 97.4] (0 of 10 diverged)`` — or, with
-    fewer than two finite values, no interval and why."""
+    fewer than two finite values, no interval and why. ``pair`` names the unit ("(fold, seed)
+    pair" with k-fold) and ``rests_on`` adds what the units are ("5 folds × 3 seeds")."""
     pct = "%" if percent else ""
     scale = 100.0 if percent else 1.0
     trouble = failures(diverged, s.n)
@@ -33,12 +36,62 @@ def summary_sentence(s: Summary, *, metric: str, percent: bool, diverged: int,
         return f"no finite final {metric_words(metric)} ({trouble})"
     if s.n_finite < 2:
         value, _, _ = estimate(s.mean, scale=scale)
-        return (f"{value}{pct} from a single seed: no interval and no rank, since one value "
+        return (f"{value}{pct} from a single {pair}: no interval and no rank, since one value "
                 f"says nothing of the spread ({trouble})")
     value, low, high = estimate(s.mean, s.ci_low, s.ci_high, scale=scale)
     level = f"{plain(s.confidence * 100)}% CI"
-    return (f"{value}{pct} on average over {plural(s.n_finite, 'seed')}, {level} "
+    extra = f" ({rests_on})" if rests_on else ""
+    return (f"{value}{pct} on average over {plural(s.n_finite, pair)}{extra}, {level} "
             f"[{low}, {high}] ({trouble})")
+
+
+def rests_on(a: Analysis) -> str:
+    """What a configuration's number rests on beyond its units: ``5 folds × 3 seeds``, and
+    ``each the best of 3 restarts by val accuracy`` (empty for a plain study)."""
+    parts = []
+    if a.kfold:
+        seeds = len(a.spec.seed_list)
+        parts.append(f"{plural(a.folds, 'fold')} × {plural(seeds, 'seed')}")
+    if a.n_restarts > 1:
+        parts.append(f"each the best of {a.n_restarts} restarts by {metric_words(a.monitor)}")
+    return "; ".join(parts)
+
+
+def variance(a: Analysis) -> str:
+    """The sources-of-variance sentence for this study: :func:`sources_of_variance`, or for a
+    k-fold study what its intervals and tests can and cannot say (:func:`kfold_variance`)."""
+    if a.kfold:
+        return kfold_variance(a.spec.data.n_folds, a.folds // a.spec.data.n_folds,
+                              len(a.spec.seed_list))
+    return sources_of_variance(a.resplit)
+
+
+def kfold_variance(folds: int, repeats: int, seeds: int) -> str:
+    """What the intervals of a k-fold study include, and for what they are too narrow.
+
+    Given the dataset, the k × S values are independent draws of the seeds (each trial has its
+    own), and the differences between folds are fixed: the intervals and paired tests hold for
+    the mean over these folds. For the accuracy on new data from the same source they are too
+    narrow — measured by ``benchmarks/kfold_coverage.py`` (400 simulated datasets): the nominal
+    95% interval of a 5-fold × 2-seed mean covered that accuracy in 82% of them, and with 6
+    seeds in 54%: more seeds narrow the interval, not the uncertainty of one sample of data (a
+    fixed holdout split with 10 seeds: 19%)."""
+    share = f"{folds - 2}/{folds - 1}" if folds > 2 else "none"
+    n = folds * repeats * seeds
+    cut = (f"{folds}-fold cross-validation" +
+           (f" repeated {repeats} times (a new shuffle each time)" if repeats > 1 else ""))
+    return (f"Sources of variance in these intervals: each value is one (fold, seed) pair of "
+            f"{cut} with {plural(seeds, 'seed')}: the fold decides which rows validate (every "
+            f"row outside the test split validates once per repeat) and trains on the rest; the "
+            f"seed fixes the initial weights and the batch order. Given this dataset the {n} "
+            f"values are independent draws of the seeds, so the intervals and the paired tests "
+            f"hold for these folds: a verdict is a difference on these folds of this dataset. "
+            f"As statements about new data from the same source they are too narrow: the folds "
+            f"are not independent samples (any two training sets share {share} of their rows, "
+            f"and all come from one sample of data), no unbiased estimate of the variance of a "
+            f"k-fold mean exists (Bengio and Grandvalet, 2004), and more seeds narrow the "
+            f"intervals without narrowing that uncertainty (benchmarks/kfold_coverage.py "
+            f"measures how far).")
 
 
 def sources_of_variance(resplit: bool) -> str:
@@ -78,17 +131,18 @@ def answer(analysis: Analysis) -> list[str]:
         lead = top[0]  # the rank-1 entry with the best mean (ranking order)
         lead_c = a.config(lead.label)
         lead_text = summary_sentence(lead.summary, metric=a.monitor, percent=percent,
-                                     diverged=lead_c.diverged, failed=lead_c.failed)
-        family = (f"paired by seed, Holm-corrected over the study's "
+                                     diverged=lead_c.diverged, failed=lead_c.failed,
+                                     pair=a.pair, rests_on=rests_on(a))
+        family = (f"paired by {a.pair.removesuffix(' pair')}, Holm-corrected over the study's "
                   f"{plural(a.family, 'comparison')}")
         if len(ranked) == 1:
             out.append(f"Only {lead.label} can be ranked: final {words} {lead_text}.")
         elif a.n_seeds < a.seeds_needed:
-            out.append(f"Too few seeds to tell which configuration is best: with "
-                       f"{plural(a.n_seeds, 'seed')} no difference can be significant after "
+            out.append(f"Too few {a.pair}s to tell which configuration is best: with "
+                       f"{plural(a.n_seeds, a.pair)} no difference can be significant after "
                        f"correcting for the study's {plural(a.family, 'comparison')} (the "
                        f"smallest possible p-value, 2/2^{a.n_seeds}, is above 5%/{a.family}); "
-                       f"{a.seeds_needed} seeds would be needed. Highest mean final {words}: "
+                       f"{a.seeds_needed} {a.pair}s would be needed. Highest mean final {words}: "
                        f"{lead.label}, {lead_text}. Treat every ranking here as provisional.")
         elif len(top) == 1:
             beaten = a.beaten_by(lead.label)
@@ -107,10 +161,12 @@ def answer(analysis: Analysis) -> list[str]:
                        f"{family}). {lead.label} has the best mean: {lead_text}.")
     unranked = [c for c in a.configs if a.rank_of(c.label) is None and c.n_done]
     if unranked and ranked:
-        out.append("Not ranked (fewer than two seeds with a finite value): " + "; ".join(
+        out.append(f"Not ranked (fewer than two {a.pair}s with a finite value): " + "; ".join(
             f"{c.label} ({_trouble(c)})" for c in unranked) + ".")
     out.extend(_baseline_sentences(a))
     out.extend(_target_sentences(a))
+    out.extend(restart_sentences(a))
+    out.extend(lr_found_sentences(a))
     trouble = [c for c in a.configs if c.diverged or c.failed]
     if trouble:
         out.append("Some seeds did not finish normally — " + "; ".join(
@@ -124,7 +180,7 @@ def _diverged_clause(a: Analysis) -> str:
     """``(0 of 11 seeds diverged in any configuration)`` or ``(boom: 3 of 3 diverged; …)``."""
     trouble = [c for c in a.configs if c.diverged or c.failed]
     if not trouble:
-        return f"(0 of {a.n_seeds} seeds diverged in any configuration)"
+        return f"(0 of {plural(a.n_seeds, a.pair)} diverged in any configuration)"
     return "(" + "; ".join(f"{c.label}: {_trouble(c)}" for c in trouble) + ")"
 
 
@@ -145,14 +201,15 @@ def _baseline_sentences(a: Analysis) -> list[str]:
     if rest:
         parts.append(f"not clearly different: {names(rest)}")
     if few and not (better or worse):
-        return [f"Against the baseline {a.baseline} on final {words}: too few seeds to tell "
-                f"({plural(a.n_seeds, 'seed')}; {a.seeds_needed} would be needed for a verdict "
+        return [f"Against the baseline {a.baseline} on final {words}: too few {a.pair}s to tell "
+                f"({plural(a.n_seeds, a.pair)}; {a.seeds_needed} would be needed for a verdict "
                 f"corrected over {plural(a.family, 'comparison')}). Wins so far: " + "; ".join(
                     f"{c.candidate_label} better on {c.wins} of {c.n_pairs}" for c in few)
                 + f" {_diverged_clause(a)}."]
     if few:
-        parts.append(f"too few seeds to tell: {names([c.candidate_label for c in few])}")
-    return [f"Against the baseline {a.baseline} on final {words}, paired by seed — "
+        parts.append(f"too few {a.pair}s to tell: {names([c.candidate_label for c in few])}")
+    return [f"Against the baseline {a.baseline} on final {words}, paired by "
+            f"{a.pair.removesuffix(' pair')} — "
             + "; ".join(parts) + f" {_diverged_clause(a)}."]
 
 
@@ -196,33 +253,112 @@ def how_to_read(analysis: Analysis) -> list[str]:
     """What the report's numbers mean, in the words of this study."""
     a = analysis
     n = a.n_seeds
+    u = a.pair
+    same = ("the same fold and seed give the same training rows, initial weights and batch "
+            "order" if a.kfold else "the same seed gives the same initial weights and batch "
+            "order")
+    coverage = ("their coverage was checked by simulation at 3, 5 and 10 seeds on normal and "
+                "on accuracy-like (binomial) data" if not a.kfold else
+                "they treat the (fold, seed) values as independent, which they are given this "
+                "dataset but not as samples of new data (see the sources of variance above): "
+                "for the accuracy on new data they are too narrow")
     out = [
-        sources_of_variance(a.resplit),
-        "Intervals of a mean are Student-t 95% confidence intervals over the seeds with a "
-        "finite value, x̄ ± t(n−1)·s/√n: their coverage was checked by simulation at 3, 5 and "
-        "10 seeds on normal and on accuracy-like (binomial) data. A configuration with fewer "
-        "than two finite values gets no interval and no rank. The dots in the final-metric "
-        "plot are the individual seeds.",
-        f"Comparisons are paired by seed (the same seed gives the same initial weights and "
-        f"batch order), and use an exact sign-flip test of the signed ranks of the "
-        f"differences (Wilcoxon's statistic, with ties as ties: values equal to 9 significant "
-        f"digits count as equal). A diverged or failed seed counts as the worst value; a seed "
-        f"that never reached the target counts as the slowest. The p-values of all "
-        f"{plural(a.family, 'comparison')} of the study (every pair of configurations on "
-        f"final {metric_words(a.monitor)}"
+        variance(a),
+        f"Intervals of a mean are Student-t 95% confidence intervals over the {u}s with a "
+        f"finite value, x̄ ± t(n−1)·s/√n: {coverage}. A configuration with fewer "
+        f"than two finite values gets no interval and no rank. The dots in the final-metric "
+        f"plot are the individual {u}s.",
+        f"Comparisons are paired by {u.removesuffix(' pair')} ({same}), and use an exact "
+        f"sign-flip test of the signed ranks of the differences (Wilcoxon's statistic, with "
+        f"ties as ties: values equal to 9 significant digits count as equal). A diverged or "
+        f"failed {u} counts as the worst value; a {u} that never reached the target counts as "
+        f"the slowest. The p-values of all {plural(a.family, 'comparison')} of the study "
+        f"(every pair of configurations on final {metric_words(a.monitor)}"
         + (", and each configuration against the baseline in optimizer steps to the target"
            if a.spec.target is not None else "")
         + ") are corrected together by Holm's method, so the chance of any false \"better\" "
-          "or \"worse\" in this report is at most 5%.",
-        f"With n seeds the smallest possible p-value is 2/2^n, so a corrected verdict needs "
-        f"at least {a.seeds_needed} seeds here; this study has {n}. Below that the report "
+          "or \"worse\" in this report is at most 5%"
+        + (" — about these folds of this dataset" if a.kfold else "") + ".",
+        f"With n {u}s the smallest possible p-value is 2/2^n, so a corrected verdict needs "
+        f"at least {a.seeds_needed} {u}s here; this study has {n}. Below that the report "
         f"says \"too few seeds to tell\" instead of a verdict.",
         "Rank = 1 + the number of configurations that are clearly better (after the "
         "correction). Rank 1 is the set that nothing beats clearly; configurations that cannot "
         "be told apart share a rank, and the rank does not depend on the order of the "
         "configurations in the spec.",
-        f"P(better) is the chance that, for a new seed, the configuration ends better than the "
-        f"baseline ({a.baseline}) trained with the same seed (ties count half; Bouthillier et "
-        f"al., 2021), with an exact (Clopper–Pearson) 95% interval.",
+        f"P(better) is the chance that, for a new {u}, the configuration ends better than the "
+        f"baseline ({a.baseline}) trained with the same {u.removesuffix(' pair')} (ties count "
+        f"half; Bouthillier et al., 2021), with an exact (Clopper–Pearson) 95% interval.",
     ]
+    if a.n_restarts > 1:
+        out.append(
+            f"Restarts: each {u} trains its configuration's restarts (the seed itself for "
+            f"restart 0, a seed derived from it for the others: new initial weights and batch "
+            f"order) and keeps the one with the best {metric_words(a.monitor)} — chosen on "
+            f"validation, never on test. Every number above is that of the restart kept; its "
+            f"test value is the test value of the restart chosen on validation. The gain of "
+            f"best-of-N over the average restart is measured per {u} and summarized with its t "
+            f"interval: on validation it is optimistic by construction (the choice was made on "
+            f"it), on test it is what the choice is worth on data it did not see.")
+    return out
+
+
+def restart_sentences(a: Analysis) -> list[str]:
+    """Per configuration with restarts: their spread, and what keeping the best gained over
+    the average restart — on test (honest) and on validation (optimistic)."""
+    out = []
+    words = metric_words(a.monitor)
+    test_words = metric_words("test_" + a.monitor.removeprefix("val_"))
+    scale = 100.0 if a.percent else 1.0
+    unit = " points" if a.percent else ""
+    for c in a.configs:
+        r = c.restarts
+        if r is None or not r.chosen:
+            continue
+        spread, _, _ = estimate(r.spread, scale=scale)
+        val = _gain(r.gain_val, scale, unit)
+        text = (f"{c.label}: best of {r.restarts} restarts by {words} over "
+                f"{plural(len(r.chosen), a.pair)}; the restarts of a {a.pair} differ by "
+                f"{spread}{unit} (sample std, mean over the {a.pair}s)")
+        if r.has_test:
+            text += (f"; keeping the best gained {_gain(r.gain_test, scale, unit, test_words)} "
+                     f"over the average restart (on validation, where it was chosen: {val} — "
+                     "optimistic by construction)")
+        else:
+            text += (f"; on validation, where it was chosen, keeping the best gained {val} "
+                     "over the average restart (optimistic by construction; with no test "
+                     "split, what it gains on unseen data is not measured)")
+        trouble = f"{r.diverged} of {r.restarts * len(r.chosen)} restarts diverged"
+        out.append(f"{text} ({trouble}).")
+    return out
+
+
+def _gain(s: Summary, scale: float, unit: str, of: str = "") -> str:
+    """``+0.8 points of test accuracy, 95% CI [−0.2, 1.8]`` (signed)."""
+    of = f" of {of}" if of else ""
+    if s.n_finite == 0:
+        return "nothing measurable"
+    if s.n_finite < 2:
+        value, _, _ = estimate(s.mean, scale=scale, plus=True)
+        return f"{value}{unit}{of} (one value, no interval)"
+    value, low, high = estimate(s.mean, s.ci_low, s.ci_high, scale=scale, plus=True)
+    return f"{value}{unit}{of}, 95% CI [{low}, {high}]"
+
+
+def lr_found_sentences(a: Analysis) -> list[str]:
+    """Per configuration with lr = "find": the learning rates its range tests chose."""
+    out = []
+    for c in a.configs:
+        lrs = sorted(c.lrs_found)
+        if not lrs:
+            continue
+        rule = next(iter(c.lr_finds.values())).get("rule", "")
+        mid = lrs[len(lrs) // 2] if len(lrs) % 2 else (lrs[len(lrs) // 2 - 1] *
+                                                        lrs[len(lrs) // 2]) ** 0.5
+        if len(lrs) > 1 and lrs[0] != lrs[-1]:
+            spread = f" (from {lrs[0]:.3g} to {lrs[-1]:.3g} over {plural(len(lrs), 'trial')})"
+        else:
+            spread = f" (the same in all {len(lrs)} trials)" if len(lrs) > 1 else " (one trial)"
+        out.append(f"{c.label}: the learning-rate range test chose lr = {mid:.3g}{spread}, by "
+                   f"the {rule} rule, on each trial's own training data before it trained.")
     return out

@@ -125,6 +125,8 @@ def _check_configuration(spec: StudySpec, settings: dict[str, Any], train: Any, 
     if spec.target is not None:
         check_monitor("target.metric", spec.target.metric, metrics, task, step_keys=True)
     lr = settings["lr"]
+    if lr == "find":  # the range test finds it; any rate builds the optimizer
+        lr = 1e-3
     if lr is None:
         lr = available()[settings["optimizer"]]["defaults"]["lr"]
     kwargs = dict(settings["optimizer_kwargs"])
@@ -137,6 +139,9 @@ def _check_configuration(spec: StudySpec, settings: dict[str, Any], train: Any, 
     check_targets(loss.name, out, train.y[:2], task=task)
     if settings["schedule"] is not None:
         _schedule_warning(settings, lr, facts, label)
+    if settings.get("lr_find") is not None and settings["lr"] != "find":
+        facts.warnings.append(f"configuration {label!r}: lr_find sets the range test, but its "
+                              f"lr is {settings['lr']!r}, not \"find\": no range test runs")
     return sum(p.numel() for p in model.parameters())
 
 

@@ -15,7 +15,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from optimlab.lab.spec_models import SpecError, StudySpec, TrainSpec, check_text, first_error
+from optimlab.lab.spec_models import (
+    MAX_TRIALS,
+    SpecError,
+    StudySpec,
+    TrainSpec,
+    check_text,
+    first_error,
+)
 
 
 def _set_dotted(settings: dict[str, Any], key: str, value: Any) -> None:
@@ -88,6 +95,7 @@ def configurations(spec: StudySpec) -> list[tuple[str, dict[str, Any]]]:
             _set_dotted(settings, k, v)
         out.append((label, settings))
     seen: dict[str, str] = {}
+    restarted: dict[str, str] = {}
     checked: list[tuple[str, dict[str, Any]]] = []
     for label, settings in out:
         try:
@@ -108,8 +116,23 @@ def configurations(spec: StudySpec) -> list[tuple[str, dict[str, Any]]]:
         if twin is not None:
             raise SpecError(f"configurations {twin!r} and {label!r} have identical settings, so "
                             "they would be the same trials; remove one, or make them differ")
+        # restart r of a configuration is one trial whatever its number of restarts
+        but_restarts = json.dumps({**full, "restarts": full["restarts"] > 1}, sort_keys=True,
+                                  default=str)
+        twin = next((other for other, text in restarted.items() if text == but_restarts), None)
+        if twin is not None and full["restarts"] > 1:
+            raise SpecError(f"configurations {twin!r} and {label!r} differ only in restarts, so "
+                            "their first restarts would be the same trials; keep the one with "
+                            "more restarts, or make them differ in another setting")
         seen[label] = same
+        restarted[label] = but_restarts
         checked.append((label, full))
+    restarts = sum(settings["restarts"] for _, settings in checked)
+    total = len(spec.seed_list) * len(spec.data.fold_ids) * restarts
+    if total > MAX_TRIALS:
+        raise SpecError(f"the spec makes {total} trials ({len(checked)} configurations with "
+                        f"{restarts} restarts in all × {len(spec.data.fold_ids)} folds × "
+                        f"{len(spec.seed_list)} seeds); the lab allows at most {MAX_TRIALS}")
     if spec.baseline is not None and spec.baseline not in seen:
         raise SpecError(f"baseline={spec.baseline!r} is not a configuration; the labels are: "
                         f"{', '.join(label for label, _ in checked)}")

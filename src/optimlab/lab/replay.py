@@ -27,6 +27,7 @@ from optimlab.lab.trial import final_metrics
 from optimlab.schedules.base import ScheduleEndsEarly
 from optimlab.train import Trainer
 from optimlab.train.callbacks import Callback
+from optimlab.train.restarts import restart_seed
 
 
 @dataclass
@@ -70,14 +71,24 @@ def find_trial(store: Store, study: str | None, label: str | None,
 def replay_trial(store: Store, study: str | None, label: str | None, seed: int,
                  callbacks: Sequence[Callback] = ()) -> Replay:
     """Train the finished trial ``(label, seed)`` of ``study`` again from its stored settings
-    (same data split — the seed's own with ``resplit`` —, same seed, same settings and the
-    callbacks they ask for, such as early stopping; no checkpoints), with ``callbacks`` added.
-    The replayed value is scored as the trial was (:func:`~optimlab.lab.trial.final_metrics`:
-    the restored epoch after early stopping, the averaged weights with SWA/EMA)."""
+    (same data split — the seed's own with ``resplit``, its fold's with k-fold —, the seed of
+    its restart, the same settings and the callbacks they ask for, such as early stopping; no
+    checkpoints), with ``callbacks`` added. In a study with k-fold or restarts, the first
+    finished trial of that seed (its lowest fold and restart) is replayed; a trial of
+    ``lr = "find"`` trains at the lr its stored range test chose. The replayed value is scored
+    as the trial was (:func:`~optimlab.lab.trial.final_metrics`: the restored epoch after early
+    stopping, the averaged weights with SWA/EMA)."""
     spec, row = find_trial(store, study, label, seed)
-    split = prepare_data(spec.data, row.seed)
+    split = prepare_data(spec.data, row.seed, row.fold)  # its seed's split, its fold
     settings = TrainSpec.model_validate(row.config).model_dump()  # later fields: defaults
-    trainer = build_trainer(spec, settings, row.seed, split, list(callbacks))
+    if settings.get("lr") == "find":  # the lr its range test chose, as stored
+        found = store.lr_find(row.id) or {}
+        if not isinstance(found.get("lr"), int | float):
+            raise ValueError(f"trial {row.label!r} (seed {row.seed}) has lr = \"find\" but no "
+                             "stored range test to take its lr from")
+        settings["lr"] = found["lr"]
+    trainer = build_trainer(spec, settings, restart_seed(row.seed, row.restart or 0), split,
+                            list(callbacks))
     with warnings.catch_warnings():  # the study's checks reported it when it ran
         warnings.simplefilter("ignore", ScheduleEndsEarly)
         trainer.fit(split.train, split.val, epochs=settings["epochs"],

@@ -1,9 +1,11 @@
 """Running a study: check it, expand it into trials, and run each trial once, resumably.
 
-A trial is (configuration, seed). Its key is a hash of everything that decides its result —
-the data (its source and a hash of its content), the full settings, the seed and the target —
-so running the same study again finds the trials already finished and skips them, while a
-changed setting, an edited data file or another target makes new trials. Each trial
+A trial is (configuration, seed) — (configuration, fold, restart, seed) in a study with k-fold
+cross-validation or restarts; the fold is absent and the restart 0 otherwise. Its key is a hash
+of everything that decides its result — the data (its source and a hash of its content), the
+full settings, the seed, the target, the fold and the restart — so running the same study
+again finds the trials already finished and skips them, while a changed setting, an edited data
+file or another target makes new trials. Each trial
 checkpoints after every epoch (``<store>.ckpt/<key>/last.pt``); a trial that was interrupted
 continues from there, exactly (a checkpoint that cannot be read is set aside with a warning and
 the trial starts again). Trials are claimed through the store, so any number of runners —
@@ -42,7 +44,7 @@ from optimlab.lab.grid import configurations
 from optimlab.lab.spec import StudySpec, parse_spec
 from optimlab.lab.store import FINISHED, Store, StoreError, TrialRow
 from optimlab.lab.studydata import StudyData, prepare_data
-from optimlab.lab.trial import build_trainer, environment, monitor_for, run_trial
+from optimlab.lab.trial import build_trainer, environment, monitor_for, run_trial, trial_where
 
 __all__ = ["Outcome", "Trial", "build_trainer", "choose_threads", "expand", "monitor_for",
            "prepare_data", "register_study", "run_study", "run_trial", "trial_key", "work"]
@@ -50,8 +52,13 @@ __all__ = ["Outcome", "Trial", "build_trainer", "choose_threads", "expand", "mon
 #: settings added after schema 1, left out of a trial's key while they hold these defaults (so
 #: the keys of studies stored before them stay what they were)
 _LATER_SETTINGS: dict[str, Any] = {"clip_grad_value": None, "swa": None, "ema": None,
-                                   "snapshot": None, "plateau": None, "layer_grads": False}
-_LATER_DATA: dict[str, Any] = {"resplit": False, "fingerprint": None}
+                                   "snapshot": None, "plateau": None, "layer_grads": False,
+                                   "lr_find": None}
+_LATER_DATA: dict[str, Any] = {"resplit": False, "fingerprint": None, "folds": None,
+                               "repeats": None}
+#: settings that decide how many trials a configuration has, not what one of them computes
+#: (``restarts``: the restart index is part of the key instead)
+_COUNTS = ("restarts",)
 
 #: below this many multiply-adds per forward pass (parameters × rows per update) one thread per
 #: process is fastest: more threads cost more in synchronisation than they save (measured by
@@ -65,32 +72,48 @@ class Trial:
     label: str
     settings: dict[str, Any]
     seed: int
+    #: the k-fold part it validates on (None without k-fold), and which restart it is
+    fold: int | None = None
+    restart: int = 0
 
 
 def trial_key(settings: dict[str, Any], seed: int, data: dict[str, Any],
-              target: dict[str, Any] | None = None) -> str:
-    """A stable id for (data, settings, seed, target): the same trial always gets the same key.
+              target: dict[str, Any] | None = None, *, fold: int | None = None,
+              restart: int | None = None) -> str:
+    """A stable id for (data, settings, seed, target, fold, restart): the same trial always
+    gets the same key.
 
     ``data`` includes the content's fingerprint once the runner has loaded it; the target is
     part of the key from then on (it changes what is recorded). A spec without a fingerprint
-    (a study stored by optimlab before schema 2) keys as it did then.
+    (a study stored by optimlab before schema 2) keys as it did then. The fold enters the key
+    when there is one, the restart when the configuration restarts (``restart`` is None for
+    one with ``restarts = 1``: its trials are the plain ones). The number of restarts does not
+    enter it: raising it from 3 to 5 adds restarts 3 and 4.
     """
     settings = {k: v for k, v in settings.items()
-                if not (k in _LATER_SETTINGS and v == _LATER_SETTINGS[k])}
+                if not (k in _LATER_SETTINGS and v == _LATER_SETTINGS[k]) and k not in _COUNTS}
     data = {k: v for k, v in data.items() if not (k in _LATER_DATA and v == _LATER_DATA[k])}
     blob: dict[str, Any] = {"data": data, "settings": settings, "seed": seed}
     if data.get("fingerprint") is not None and target is not None:
         blob["target"] = target
+    if fold is not None:
+        blob["fold"] = fold
+    if restart is not None:
+        blob["restart"] = restart
     text = json.dumps(blob, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def expand(spec: StudySpec) -> list[Trial]:
-    """Every (configuration, seed), configurations in spec order, seeds inside."""
+    """Every (configuration, fold, seed, restart): configurations in spec order, then folds,
+    seeds, restarts."""
     data = spec.data.model_dump()
     target = spec.target.model_dump() if spec.target is not None else None
-    return [Trial(trial_key(settings, seed, data, target), label, settings, seed)
-            for label, settings in configurations(spec) for seed in spec.seed_list]
+    return [Trial(trial_key(settings, seed, data, target, fold=fold,
+                            restart=restart if settings["restarts"] > 1 else None),
+                  label, settings, seed, fold, restart)
+            for label, settings in configurations(spec) for fold in spec.data.fold_ids
+            for seed in spec.seed_list for restart in range(settings["restarts"])]
 
 
 def choose_threads(workers: int, work_per_step: float, cores: int | None = None,
@@ -171,7 +194,8 @@ def register_study(store: Store, spec: StudySpec) -> tuple[int, list[Trial]]:
                              "to finish, or give this spec another name")
 
     study_id = store.ensure_study(spec.name, spec_json, check)
-    store.add_trials(study_id, [(t.key, t.label, t.settings, t.seed) for t in trials])
+    store.add_trials(study_id, [(t.key, t.label, t.settings, t.seed, t.fold, t.restart)
+                                for t in trials])
     return study_id, trials
 
 
@@ -246,7 +270,7 @@ def work(db_path: str, spec: StudySpec | dict[str, Any], keys: list[str] | None 
 def _record_failure(store: Store, row: TrialRow, err: BaseException,
                     on_failure: Callable[[str], None] | None) -> None:
     detail = one_line(err)
-    where = f"{row.label} (seed {row.seed})"
+    where = f"{row.label} ({trial_where(row)})"
     if is_user_error(err):
         store.fail(row.id, detail)
         message = f"  {where} FAILED: {detail}"

@@ -67,6 +67,7 @@ from optimlab.lab.spec_models import (
     MAX_WIDTH,
     DataSpec,
     EMASpec,
+    LRFindSpec,
     PlateauSpec,
     SnapshotSpec,
     SpecError,
@@ -80,9 +81,9 @@ from optimlab.lab.spec_models import (
 )
 
 __all__ = ["MAX_CONFIGS", "MAX_LAYERS", "MAX_SEEDS", "MAX_TRIALS", "MAX_WIDTH", "DataSpec",
-           "EMASpec", "PlateauSpec", "SWASpec", "SnapshotSpec", "SpecError", "StudySpec",
-           "TargetSpec", "TrainSpec", "check_monitor", "check_text", "first_error", "load_spec",
-           "parse_spec"]
+           "EMASpec", "LRFindSpec", "PlateauSpec", "SWASpec", "SnapshotSpec", "SpecError",
+           "StudySpec", "TargetSpec", "TrainSpec", "check_monitor", "check_text", "first_error",
+           "load_spec", "parse_spec"]
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:

@@ -48,7 +48,14 @@ def check_text(what: str, value: str) -> str:
 
 class DataSpec(_Strict):
     """Where the data come from and how it is split (the same split for every trial, unless
-    ``resplit``: then the split is drawn again for every seed, from the seed)."""
+    ``resplit``: then the split is drawn again for every seed, from the seed).
+
+    ``split = "kfold"``: k-fold cross-validation. The ``test`` share is held out first (the
+    same rows for every fold); the rest is cut into ``folds`` parts (5 by default; stratified
+    by class for classification), and each trial trains on all parts but one and validates on
+    that one. ``repeats`` (default 1) cuts the rest again with another shuffle each time
+    (repeated k-fold): folds × repeats trials per configuration and seed.
+    """
 
     dataset: str | None = None
     csv: str | None = None
@@ -56,12 +63,15 @@ class DataSpec(_Strict):
     target: str | int | None = None
     task: Literal["binary", "multiclass", "regression"] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
-    split: Literal["holdout", "time"] = "holdout"
+    split: Literal["holdout", "time", "kfold"] = "holdout"
     val: float = 0.1
     test: float = 0.1
     seed: int = 0
     standardize: bool = True
     resplit: bool = False
+    #: k-fold cross-validation (split = "kfold"): parts, and how many times to cut them
+    folds: int | None = None
+    repeats: int | None = None
     #: filled in by the runner: a SHA-256 of the loaded data, part of every trial's key, so an
     #: edited file is new data (leave it out of a spec)
     fingerprint: str | None = None
@@ -105,7 +115,41 @@ class DataSpec(_Strict):
         if self.resplit and self.split == "time":
             raise ValueError("resplit=true draws a new random split per seed, but split = "
                              "\"time\" is not random; use one or the other")
+        self._check_kfold()
         return self
+
+    def _check_kfold(self) -> None:
+        if self.split != "kfold":
+            for name in ("folds", "repeats"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}={getattr(self, name)!r} applies to k-fold "
+                                     "cross-validation: add split = \"kfold\", or remove "
+                                     f"{name}")
+            return
+        if self.folds is not None:
+            check_number("folds", self.folds, low=2, high=1000, integer=True)
+        if self.repeats is not None:
+            check_number("repeats", self.repeats, low=1, high=100, integer=True)
+        if self.val != type(self).model_fields["val"].default:  # (a stored spec repeats it)
+            raise ValueError(f"val={self.val!r} does not apply to split = \"kfold\": each fold "
+                             "validates on 1/folds of the rows that are not test; remove val "
+                             "(set folds instead)")
+        if self.resplit:
+            raise ValueError("resplit=true draws a new split per seed; with split = \"kfold\" "
+                             "the folds already vary the split (and repeats cuts them again): "
+                             "remove resplit")
+
+    @property
+    def n_folds(self) -> int:
+        """Parts of the k-fold split (0 without one)."""
+        return (self.folds or 5) if self.split == "kfold" else 0
+
+    @property
+    def fold_ids(self) -> list[int | None]:
+        """The folds of every trial: ``repeat · folds + part`` for k-fold, else ``[None]``."""
+        if self.split != "kfold":
+            return [None]
+        return list(range(self.n_folds * (self.repeats or 1)))
 
     def identity(self) -> dict[str, Any]:
         """What makes two studies' data the same source (everything but the content hash)."""
@@ -120,6 +164,10 @@ class DataSpec(_Strict):
         else:
             source = f"npz {self.npz}"
         extra = f", options {self.options}" if self.options else ""
+        if self.split == "kfold":
+            repeats = f" × {self.repeats} repeats" if (self.repeats or 1) > 1 else ""
+            return (f"{source}{extra}, {self.n_folds}-fold split{repeats} test {self.test:g} "
+                    f"seed {self.seed}")
         return (f"{source}{extra}, {self.split} split val {self.val:g} test {self.test:g} "
                 f"seed {self.seed}" + (", resplit per seed" if self.resplit else ""))
 
@@ -157,14 +205,44 @@ class PlateauSpec(_Strict):
     min_delta: float = 1e-4
 
 
+class LRFindSpec(_Strict):
+    """The learning-rate range test of a configuration with ``lr = "find"``
+    (:mod:`optimlab.train.lr_find`; defaults there): lr from ``start`` to ``end`` over at most
+    ``num_steps`` updates, EWA ``beta``, stop at ``diverge`` × the minimum, the suggestion of
+    ``rule`` ("minimum", "valley", "steepest") is the lr the trial trains with."""
+
+    start: float | None = None
+    end: float | None = None
+    num_steps: int | None = None
+    beta: float | None = None
+    diverge: float | None = None
+    rule: Literal["minimum", "valley", "steepest"] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> LRFindSpec:
+        from optimlab.train.lr_find import DEFAULTS, check_settings
+
+        given = self.model_dump()
+        check_settings(**{k: given[k] if given[k] is not None else DEFAULTS[k]
+                          for k in DEFAULTS})
+        return self
+
+
 class TrainSpec(_Strict):
-    """What one trial trains with. Every field may be set in [train], an axis or a config."""
+    """What one trial trains with. Every field may be set in [train], an axis or a config.
+
+    ``lr = "find"`` runs the learning-rate range test (``lr_find``: its settings) on the
+    trial's training data before it trains, and trains with the suggested lr. ``restarts = N``
+    trains N independent initializations per seed (each a trial) and keeps the one with the
+    best monitored validation value.
+    """
 
     model: str | dict[str, Any] = "mlp"
     loss: str | dict[str, Any] | None = None
     metrics: list[str] | None = None
     optimizer: str = "sgd"
-    lr: float | None = None
+    lr: float | Literal["find"] | None = None
+    lr_find: LRFindSpec | None = None
     optimizer_kwargs: dict[str, Any] = Field(default_factory=dict)
     schedule: dict[str, Any] | None = None
     schedule_unit: Literal["step", "epoch"] = "step"
@@ -187,6 +265,7 @@ class TrainSpec(_Strict):
     snapshot: SnapshotSpec | None = None
     plateau: PlateauSpec | None = None
     layer_grads: bool = False
+    restarts: int = 1
 
     @field_validator("optimizer")
     @classmethod
@@ -240,8 +319,13 @@ class TrainSpec(_Strict):
 
     @model_validator(mode="after")
     def _ranges(self) -> TrainSpec:
-        if self.lr is not None:
+        if self.lr is not None and self.lr != "find":
             check_number("lr", self.lr, low=0.0)
+        if self.lr == "find" and self.linear_scaling:
+            raise ValueError("lr=\"find\" measures the lr at this configuration's own batch "
+                             "size, so linear_scaling has nothing to scale: remove "
+                             "linear_scaling (or give lr a number)")
+        check_number("restarts", self.restarts, low=1, high=1000, integer=True)
         if self.epochs is None and self.max_steps is None:
             raise ValueError("give epochs or max_steps")
         for name in ("epochs", "max_steps", "batch_size", "accumulate", "base_batch_size",
@@ -286,13 +370,18 @@ class TrainSpec(_Strict):
         if "name" not in self.schedule:
             raise ValueError("schedule needs name = one of optimlab.schedules.available()")
         own = own_rates(self.schedule)
+        if self.lr == "find" and (own or explicit_lrs(self.schedule)):
+            raise ValueError(f"lr=\"find\" sets the learning rate, but schedule "
+                             f"{self.schedule['name']!r} names its own "
+                             f"({own or 'lr = ' + str(explicit_lrs(self.schedule)[0])}); write "
+                             "the schedule without its rate: it then starts at the lr found")
         if own and self.lr is not None:
             raise ValueError(f"lr={self.lr:g} and schedule {self.schedule['name']!r} both set "
                              f"the learning rate ({own}); a schedule in a spec is relative to "
                              "lr: write it without its rate, or move lr out of [train] into "
                              "the configurations without this schedule")
         explicit = explicit_lrs(self.schedule)
-        if self.lr is not None and any(v != self.lr for v in explicit):
+        if self.lr not in (None, "find") and any(v != self.lr for v in explicit):
             raise ValueError(f"lr={self.lr:g} but schedule {self.schedule['name']!r} starts at "
                              f"lr={explicit[0]:g}; a schedule in a spec is relative to lr: "
                              "write it without lr (it then starts at lr), or give the same "
@@ -432,6 +521,7 @@ class StudySpec(_Strict):
             raise ValueError(f"the spec makes {n} configurations × {len(self.seed_list)} seeds "
                              f"= {n * len(self.seed_list)} trials; the lab allows at most "
                              f"{MAX_TRIALS}")
+        check_trial_count(n, len(self.seed_list), len(self.data.fold_ids), self.train.restarts)
         if self.baseline is not None:
             check_text("baseline", self.baseline)
         return self
@@ -439,6 +529,20 @@ class StudySpec(_Strict):
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+def check_trial_count(configs: int, seeds: int, folds: int, restarts: int) -> None:
+    """ValueError when configurations × folds × seeds × restarts passes :data:`MAX_TRIALS`."""
+    total = configs * folds * seeds * restarts
+    if total > MAX_TRIALS:
+        parts = [f"{configs} configurations"]
+        if folds > 1:
+            parts.append(f"{folds} folds")
+        parts.append(f"{seeds} seeds")
+        if restarts > 1:
+            parts.append(f"{restarts} restarts")
+        raise ValueError(f"the spec makes {' × '.join(parts)} = {total} trials; the lab "
+                         f"allows at most {MAX_TRIALS}")
 
 
 def first_error(err: ValidationError) -> str:

@@ -49,6 +49,10 @@ ranking (:func:`rank`)
     verdict in the pairwise comparisons). A function of the data alone: the order of the
     inputs does not matter, and identical configurations share a rank. Fewer than two finite
     values: no rank (None).
+power law (:func:`loglog_slope`)
+    y ≈ c·x^b fitted by least squares on log–log axes, ln y = a + b·ln x; the interval of the
+    slope is b̂ ± t₍ₙ₋₂₎·SE(b̂), SE(b̂) = √(Σ rᵢ²/(n − 2) / Σ (ln xᵢ − mean ln x)²), exact when the
+    log errors are independent and normal (coverage checked by simulation in the tests).
 time to target (:func:`to_target`)
     A seed that never reached the target is censored (+∞), not dropped. The median is that of
     all seeds (+∞ when fewer than half reached), with the distribution-free interval
@@ -82,12 +86,14 @@ __all__ = [
     "ALPHA",
     "Comparison",
     "RankedEntry",
+    "Slope",
     "Summary",
     "TargetSummary",
     "correct",
     "divergence_count",
     "holm",
     "is_proportion_metric",
+    "loglog_slope",
     "metric_words",
     "paired",
     "pairwise",
@@ -188,6 +194,8 @@ class Comparison:
     failure: str = "diverged"
     confidence: float = 0.95
     statement: str = ""
+    #: what one pair is, in the statement: "seed", or "(fold, seed) pair" with k-fold
+    pair: str = "seed"
 
     @property
     def n_pairs(self) -> int:
@@ -628,24 +636,82 @@ def _as_mapping(values: Mapping[int, float | None] | Sequence[float | None]) -> 
 
 
 # --------------------------------------------------------------------------------------------
+# A power law on log–log axes
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Slope:
+    """``y ≈ exp(intercept)·x^slope`` fitted on log–log axes over ``n`` points, with the
+    Student-t interval ``[ci_low, ci_high]`` of the slope at level ``confidence`` (NaN with
+    fewer than three points or a single x)."""
+
+    slope: float
+    intercept: float
+    ci_low: float
+    ci_high: float
+    n: int
+    confidence: float = 0.95
+
+    def predict(self, x: float) -> float:
+        """The fitted ``exp(intercept)·x^slope``."""
+        return math.exp(self.intercept) * x**self.slope
+
+    def covers(self, value: float) -> bool:
+        """Whether ``value`` lies inside the slope's interval."""
+        return self.ci_low <= value <= self.ci_high
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float], *,
+                 confidence: float = 0.95) -> Slope:
+    """Least squares of ln y on ln x: the exponent b of y ≈ c·x^b and its t interval,
+    b̂ ± t₍ₙ₋₂₎·SE(b̂) (see the module's definitions). Every x and y must be > 0."""
+    _check_confidence(confidence)
+    xa = np.asarray(x, dtype=np.float64)
+    ya = np.asarray(y, dtype=np.float64)
+    if xa.shape != ya.shape or xa.ndim != 1:
+        raise ValueError(f"x and y must be two 1-D sequences of one length; got {xa.shape} and "
+                         f"{ya.shape}")
+    if not (np.isfinite(xa).all() and np.isfinite(ya).all() and (xa > 0).all()
+            and (ya > 0).all()):
+        raise ValueError("x and y must be positive and finite for a log–log fit")
+    lx, ly = np.log(xa), np.log(ya)
+    n = int(lx.size)
+    nan = math.nan
+    sxx = float(np.sum((lx - lx.mean()) ** 2)) if n else 0.0
+    if n < 2 or sxx == 0.0:
+        return Slope(nan, nan, nan, nan, n, confidence)
+    b = float(np.sum((lx - lx.mean()) * (ly - ly.mean())) / sxx)
+    a = float(ly.mean() - b * lx.mean())
+    if n < 3:
+        return Slope(b, a, nan, nan, n, confidence)
+    resid = ly - (a + b * lx)
+    se = math.sqrt(float(np.sum(resid**2)) / (n - 2) / sxx)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 2)) * se
+    return Slope(b, a, b - half, b + half, n, confidence)
+
+
+# --------------------------------------------------------------------------------------------
 # Statements
 # --------------------------------------------------------------------------------------------
 
 
 def comparison_sentence(c: Comparison) -> str:
     """One sentence for a paired comparison: the verdict (after the study's correction), the
-    seeds won, the probability of improvement, the mean difference and how many diverged."""
+    seeds won, the probability of improvement, the mean difference and how many diverged.
+    ``c.pair`` names the pairs ("seed", or "(fold, seed) pair")."""
     what = words.metric_words(c.metric)
     cand, base = c.candidate_label, c.baseline_label
     n = c.n_pairs
+    pair = c.pair
     if n == 0:
-        return (f"{cand} and {base} cannot be compared on {what}: no seed was finished by "
+        return (f"{cand} and {base} cannot be compared on {what}: no {pair} was finished by "
                 "both")
     scale = 100.0 if c.in_points else 1.0
     unit = " points" if c.in_points else (f" {c.unit}" if c.unit else "")
     trouble = (f"{cand}: {words.failures(c.candidate_failed, n, c.failure)}, "
                f"{base}: {words.failures(c.baseline_failed, n, c.failure)}")
-    seeds = f"better on {c.wins} of {n} seeds"
+    seeds = f"better on {c.wins} of {words.plural(n, pair)}"
     if c.ties:
         seeds += f" ({c.ties} tied)"
     prob, prob_low, prob_high = (words.fmt(v, 2) for v in (c.prob, c.prob_low, c.prob_high))
@@ -654,13 +720,13 @@ def comparison_sentence(c: Comparison) -> str:
         diff, low, high = words.estimate(c.mean_diff, c.ci_low, c.ci_high, scale=scale, plus=True)
         level = f"{words.plain(c.confidence * 100)}% CI"
         both = ("" if c.n_finite_pairs == n else
-                f" over the {c.n_finite_pairs} seeds both finished")
+                f" over the {words.plural(c.n_finite_pairs, pair)} both finished")
         size = f"mean difference {diff}{unit}{both}, {level} [{low}, {high}]"
     elif c.n_finite_pairs == 1:
         diff, _, _ = words.estimate(c.mean_diff, scale=scale, plus=True)
-        size = f"difference {diff}{unit} on the one seed both finished"
+        size = f"difference {diff}{unit} on the one {pair} both finished"
     else:
-        size = "no seed where both have a finite value"
+        size = f"no {pair} where both have a finite value"
     test = words.p_value(c.p_value)
     if c.family > 1:
         test += (f"; after Holm's correction over the study's {c.family} comparisons, "
@@ -670,13 +736,13 @@ def comparison_sentence(c: Comparison) -> str:
         return (f"{cand} {verb} {base} on {what} ({test}): {seeds}, {chance}; {size}; "
                 f"{trouble}")
     if c.verdict == "too few seeds":
-        return (f"{cand} vs {base} on {what}: too few seeds to tell — {n} paired "
-                f"seed{'s' if n != 1 else ''}, and a verdict corrected for "
+        return (f"{cand} vs {base} on {what}: too few {pair}s to tell — "
+                f"{words.plural(n, 'paired ' + pair)}, and a verdict corrected for "
                 f"{words.plural(c.family, 'comparison')} needs at least {c.seeds_needed}; so far "
                 f"{seeds}, {chance}; {size}; {trouble}")
     if c.verdict == "identical":
         return (f"{cand} and {base} show no difference on {what}: identical on all "
-                f"{n} seeds; {trouble}")
+                f"{words.plural(n, pair)}; {trouble}")
     return (f"{cand} and {base} do not differ clearly on {what} ({test}): {seeds}, "
             f"{chance}; {size}; {trouble}")
 

@@ -4,9 +4,11 @@
 contract that changes together.)
 
 Tables: ``meta`` (marks the file as optimlab's and gives the schema version), ``studies``,
-``trials`` (configuration, seed, status, timings, environment, final and best metrics),
-``epochs`` (one row of metrics per trial and epoch) and ``steps`` (loss, learning rate and
-gradient norm per update, downsampled to at most ``MAX_STEP_ROWS`` per trial).
+``trials`` (configuration, seed, fold and restart, status, timings, environment, final and best
+metrics), ``epochs`` (one row of metrics per trial and epoch), ``steps`` (loss, learning rate
+and gradient norm per update, downsampled to at most ``MAX_STEP_ROWS`` per trial),
+``layer_grads`` and ``lr_finds`` (the learning-rate range test of a trial with ``lr = "find"``:
+its curve, suggestions and the lr it trained with).
 
 Safety, by construction:
 
@@ -46,7 +48,7 @@ from typing import Any, TypeVar
 
 from optimlab.errors import UserError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_STEP_ROWS = 2000
 FINISHED = ("completed", "early_stopped", "diverged")
 
@@ -64,7 +66,7 @@ CREATE TABLE IF NOT EXISTS trials (
     host TEXT, pid INTEGER, started REAL, heartbeat REAL, finished REAL,
     wall_time REAL, train_time REAL, steps INTEGER, stop_step INTEGER, reason TEXT,
     error TEXT, env TEXT, final TEXT, best TEXT, target TEXT,
-    device TEXT, traceback TEXT, run TEXT, warnings TEXT,
+    device TEXT, traceback TEXT, run TEXT, warnings TEXT, fold INTEGER, restart INTEGER,
     UNIQUE (study_id, key));
 CREATE INDEX IF NOT EXISTS trials_by_status ON trials (study_id, status);
 CREATE TABLE IF NOT EXISTS epochs (
@@ -76,6 +78,8 @@ CREATE TABLE IF NOT EXISTS steps (
 CREATE TABLE IF NOT EXISTS layer_grads (
     trial_id INTEGER NOT NULL REFERENCES trials(id), epoch INTEGER NOT NULL,
     norms TEXT NOT NULL, PRIMARY KEY (trial_id, epoch));
+CREATE TABLE IF NOT EXISTS lr_finds (
+    trial_id INTEGER PRIMARY KEY REFERENCES trials(id), result TEXT NOT NULL);
 """
 
 #: schema 1 → 2: the device a trial ran on, the traceback of a trial that failed by a bug, the
@@ -89,6 +93,16 @@ ALTER TABLE trials ADD COLUMN warnings TEXT;
 CREATE TABLE IF NOT EXISTS layer_grads (
     trial_id INTEGER NOT NULL REFERENCES trials(id), epoch INTEGER NOT NULL,
     norms TEXT NOT NULL, PRIMARY KEY (trial_id, epoch));
+"""
+
+
+#: schema 2 → 3: a trial's fold (k-fold cross-validation) and restart (random restarts), NULL
+#: for the trials of ordinary studies; the learning-rate range tests of trials with lr = "find".
+_SCHEMA_2_TO_3 = """
+ALTER TABLE trials ADD COLUMN fold INTEGER;
+ALTER TABLE trials ADD COLUMN restart INTEGER;
+CREATE TABLE IF NOT EXISTS lr_finds (
+    trial_id INTEGER PRIMARY KEY REFERENCES trials(id), result TEXT NOT NULL);
 """
 
 
@@ -128,6 +142,9 @@ class TrialRow:
     traceback: str | None = None
     run: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: the k-fold part it validates on, and its restart (None in an ordinary study)
+    fold: int | None = None
+    restart: int | None = None
 
 
 _JSON_COLUMNS = ("config", "env", "final", "best", "target", "warnings")
@@ -142,7 +159,8 @@ class TrialResult:
     history's records, ``step_rows`` its per-update columns (``step``, ``loss``, ``lr``,
     ``grad_norm``; downsampled to :data:`MAX_STEP_ROWS`), ``layer_grads`` one entry per epoch
     ``{"epoch", "mean": {layer: norm}, "min": {…}, "max": {…}}`` when the study monitors
-    per-layer gradients.
+    per-layer gradients; ``lr_find`` the range test of a trial with ``lr = "find"``
+    (:meth:`optimlab.train.lr_find.LRFindResult.to_dict`).
     """
 
     status: str
@@ -160,6 +178,7 @@ class TrialResult:
     device: str = "cpu"
     layer_grads: Sequence[dict[str, Any]] = ()
     warnings: Sequence[str] = ()
+    lr_find: dict[str, Any] | None = None
 
 
 def _dumps(value: Any, *, sort_keys: bool = True) -> str:
@@ -382,15 +401,20 @@ class Store:
         return sorted(set(out))
 
     @_guarded
-    def add_trials(self, study_id: int,
-                   trials: Sequence[tuple[str, str, dict[str, Any], int]]) -> int:
-        """Add (key, label, config, seed) trials not yet in the study; return how many were new."""
+    def add_trials(self, study_id: int, trials: Sequence[tuple[Any, ...]]) -> int:
+        """Add (key, label, config, seed) or (key, label, config, seed, fold, restart) trials
+        not yet in the study; return how many were new. The fold is NULL without k-fold, the
+        restart NULL when the configuration does not restart (``config["restarts"]`` is 1)."""
         with self.transaction() as c:
             before = c.total_changes
-            for position, (key, label, config, seed) in enumerate(trials):
+            for position, trial in enumerate(trials):
+                key, label, config, seed = trial[:4]
+                fold, restart = (trial[4], trial[5]) if len(trial) > 4 else (None, 0)
+                if config.get("restarts", 1) == 1:
+                    restart = None
                 c.execute("INSERT OR IGNORE INTO trials (study_id, key, label, config, seed, "
-                          "position) VALUES (?, ?, ?, ?, ?, ?)",
-                          (study_id, key, label, _dumps(config), seed, position))
+                          "position, fold, restart) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          (study_id, key, label, _dumps(config), seed, position, fold, restart))
             return c.total_changes - before
 
     @_guarded
@@ -439,8 +463,10 @@ class Store:
         keep = downsample(n)
         s = r.step_rows
         with self.transaction() as c:
-            for table in ("epochs", "steps", "layer_grads"):
+            for table in ("epochs", "steps", "layer_grads", "lr_finds"):
                 c.execute(f"DELETE FROM {table} WHERE trial_id = ?", (trial_id,))
+            if r.lr_find is not None:
+                c.execute("INSERT INTO lr_finds VALUES (?, ?)", (trial_id, _dumps(r.lr_find)))
             c.executemany("INSERT INTO epochs VALUES (?, ?, ?)",
                           [(trial_id, int(e["epoch"]), _dumps(e)) for e in r.epochs])
             c.executemany("INSERT INTO steps VALUES (?, ?, ?, ?, ?)", [
@@ -546,6 +572,14 @@ class Store:
             "SELECT norms FROM layer_grads WHERE trial_id = ? ORDER BY epoch", (trial_id,))]
 
 
+    @_guarded
+    def lr_find(self, trial_id: int) -> dict[str, Any] | None:
+        """The range test of a trial with ``lr = "find"`` (None for any other trial)."""
+        row = self.conn.execute("SELECT result FROM lr_finds WHERE trial_id = ?",
+                                (trial_id,)).fetchone()
+        return _loads(row["result"]) if row is not None else None
+
+
 def _num(x: float) -> float | None:
     return x if x is not None and not math.isnan(x) else None
 
@@ -567,5 +601,12 @@ def _migrate_1_to_2(c: sqlite3.Connection) -> None:
                   (_dumps(_nan_for_null(json.loads(metrics))), tid, epoch))
 
 
+def _migrate_2_to_3(c: sqlite3.Connection) -> None:
+    """Schema 2 → 3: a trial's fold and restart (NULL for every trial stored before: none had
+    either), and the table of learning-rate range tests."""
+    for statement in filter(None, (s.strip() for s in _SCHEMA_2_TO_3.split(";"))):
+        c.execute(statement)
+
+
 #: MIGRATIONS[v - 1] upgrades schema v to v + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_1_to_2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_1_to_2, _migrate_2_to_3]

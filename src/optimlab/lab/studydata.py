@@ -6,7 +6,8 @@ fix. ``fingerprint`` hashes the loaded content: it is part of every trial's key,
 CSV under the same path makes new trials instead of reusing results trained on the old rows.
 ``StudyData`` holds one process's copy and gives each trial its split — the same split for every
 trial, or with ``resplit`` a new one per seed, drawn from the seed (split seed =
-``split_seed(data.seed, trial seed)``).
+``split_seed(data.seed, trial seed)``), or with ``split = "kfold"`` the trial's fold
+(:func:`kfold_split`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import hashlib
 import json
 import os
 from typing import Any
+
+import numpy as np
 
 from optimlab.errors import DataError
 from optimlab.lab.spec import DataSpec
@@ -77,9 +80,12 @@ def split_seed(data_seed: int, trial_seed: int) -> int:
 
 
 def split(data: DataSpec, ds: Any, trial_seed: int = 0) -> Any:
-    """Split ``ds`` as ``data`` says (and standardize with the train part's statistics)."""
+    """Split ``ds`` as ``data`` says (and standardize with the train part's statistics); for
+    k-fold, the first fold (:func:`kfold_split` gives the others)."""
     from optimlab.data import holdout, standardize, time_split
 
+    if data.split == "kfold":
+        return kfold_split(data, ds, 0)
     try:
         if data.split == "time":
             parts = time_split(ds, val=data.val, test=data.test)
@@ -94,6 +100,60 @@ def split(data: DataSpec, ds: Any, trial_seed: int = 0) -> Any:
     return parts
 
 
+def kfold_parts(data: DataSpec, ds: Any, repeat: int) -> tuple[list[tuple[Any, Any]], Any]:
+    """The (train, val) pairs of one repeat of a k-fold split, and the test part.
+
+    The test share is held out first, stratified, from ``data.seed`` (the same rows for every
+    fold and repeat); the rest is cut into ``data.n_folds`` folds by
+    :func:`optimlab.data.kfold` (stratified for classification), shuffled from ``data.seed``
+    for the first repeat and from ``split_seed(data.seed, repeat)`` for the others."""
+    from optimlab.data import holdout, kfold
+
+    k = data.n_folds
+    where = data.dataset or data.csv or data.npz
+    test = None
+    pool = ds
+    if data.test > 0:
+        try:
+            pool, _, test = holdout(ds, val=0.0, test=data.test, seed=data.seed)
+        except ValueError as err:
+            raise DataError(f"{where}: cannot hold out test = {data.test:g} of {len(ds)} rows: "
+                            f"{err}") from None
+    if k > len(pool):
+        raise DataError(f"folds={k} but {where} has {len(pool)} rows outside the test split; "
+                        f"each fold needs a row to validate on: use folds <= {len(pool)}")
+    if pool.task != "regression":
+        labels = pool.y.detach().cpu().numpy()
+        values, counts = np.unique(labels, return_counts=True)
+        fewest = int(counts.min())
+        if k > fewest:
+            names = pool.info.get("classes") or []
+            c = values[int(counts.argmin())]
+            shown = names[int(c)] if len(names) > int(c) else c
+            raise DataError(f"folds={k} but class {shown!r} of {where} has only {fewest} rows "
+                            f"outside the test split; stratified folds need at least one row "
+                            f"of every class in each fold: use folds <= {fewest}")
+    seed = data.seed if repeat == 0 else split_seed(data.seed, repeat)
+    return list(kfold(pool, k, seed=seed)), test
+
+
+def kfold_split(data: DataSpec, ds: Any, fold: int, parts: Any = None) -> Any:
+    """The split of trial fold ``fold`` (= repeat · folds + part): train on every part but one,
+    validate on that one, the held-out test part; standardized with the statistics of this
+    fold's training part only (its validation part and the test part never enter them)."""
+    from optimlab.data import standardize
+    from optimlab.data.splits import Split
+
+    repeat, part = divmod(fold, data.n_folds)
+    folds, test = parts if parts is not None else kfold_parts(data, ds, repeat)
+    train, val = folds[part]
+    train.info["part"], val.info["part"] = "train", "val"
+    out = Split(train, val, test)
+    if data.standardize and train.X.dtype.is_floating_point:
+        out, _ = standardize(out)
+    return out
+
+
 class StudyData:
     """One process's copy of a study's data: loaded once, checked against the fingerprint the
     study's trials were keyed with, and split per trial (cached per split seed)."""
@@ -105,9 +165,21 @@ class StudyData:
             raise DataError(f"the data of {data.describe()} changed since the study started "
                             f"(content {self.fingerprint}, the trials were keyed with "
                             f"{data.fingerprint}); run the study again to train on the new data")
-        self._splits: dict[int, Any] = {}
+        self._splits: dict[Any, Any] = {}
 
-    def split(self, trial_seed: int) -> Any:
+    def split(self, trial_seed: int, fold: int | None = None) -> Any:
+        """The split of a trial: by its seed (with ``resplit``) or its fold (k-fold; the
+        first fold when ``fold`` is None)."""
+        if self.spec.split == "kfold":
+            fold = fold or 0
+            repeat = fold // self.spec.n_folds
+            if ("parts", repeat) not in self._splits:
+                self._splits[("parts", repeat)] = kfold_parts(self.spec, self.dataset, repeat)
+            key: Any = ("fold", fold)
+            if key not in self._splits:
+                self._splits[key] = kfold_split(self.spec, self.dataset, fold,
+                                                self._splits[("parts", repeat)])
+            return self._splits[key]
         key = trial_seed if self.spec.resplit else -1
         if key not in self._splits:
             self._splits[key] = split(self.spec, self.dataset, trial_seed)
@@ -141,6 +213,6 @@ def _loaded(data: DataSpec) -> tuple[Any, str]:
     return _LOADED[key]
 
 
-def prepare_data(data: DataSpec, trial_seed: int = 0) -> Any:
-    """The split a trial with seed ``trial_seed`` trains on."""
-    return StudyData(data).split(trial_seed)
+def prepare_data(data: DataSpec, trial_seed: int = 0, fold: int | None = None) -> Any:
+    """The split a trial with seed ``trial_seed`` (and fold ``fold``) trains on."""
+    return StudyData(data).split(trial_seed, fold)

@@ -8,6 +8,12 @@ gradients, heartbeat, checkpoint), resumes from the trial's checkpoint when it i
 unreadable or foreign one is set aside with a warning — and stores the result in one
 transaction: the metrics of the weights the trial ends with (the restored best epoch, the SWA or
 EMA average, the snapshot ensemble).
+
+A trial trains on its fold's split (k-fold) from the seed of its restart
+(:func:`optimlab.train.restarts.restart_seed`: the seed itself for restart 0); with
+``lr = "find"`` it first runs the learning-rate range test on its training data and trains with
+the suggested lr (the test's result is kept in the checkpoint folder, so a resumed trial does not
+test again, and stored with the trial).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 
 import torch
 
+from optimlab.lab.lr_range import find_for_trial
 from optimlab.lab.spec import StudySpec, TrainSpec
 from optimlab.lab.spec_schedule import resolve_schedule
 from optimlab.lab.store import FINISHED, Store, TrialResult, TrialRow
@@ -44,8 +51,22 @@ from optimlab.train.callbacks import (
     read_checkpoint,
 )
 from optimlab.train.callbacks.monitoring import metric_mode
+from optimlab.train.restarts import restart_seed
 
-__all__ = ["build_trainer", "effect_callbacks", "environment", "monitor_for", "run_trial"]
+__all__ = ["build_trainer", "effect_callbacks", "environment", "monitor_for", "run_trial",
+           "trial_where"]
+
+#: the lr a trainer is built with before the range test of ``lr = "find"`` replaces it
+FIND_PLACEHOLDER = 1e-3
+
+
+def trial_where(row: Any) -> str:
+    """``seed 3``, ``fold 2, seed 3``, ``seed 3, restart 1``: which trial of a configuration."""
+    parts = [f"fold {row.fold}"] if getattr(row, "fold", None) is not None else []
+    parts.append(f"seed {row.seed}")
+    if getattr(row, "restart", None):
+        parts.append(f"restart {row.restart}")
+    return ", ".join(parts)
 
 
 def monitor_for(spec: StudySpec, task: str) -> str:
@@ -132,6 +153,8 @@ def build_trainer(spec: StudySpec, settings: dict[str, Any], seed: int, split: A
                         n_outputs(task, train.n_classes, tuple(train.y.shape)),
                         task=task, seed=seed)
     lr = settings["lr"]
+    if lr == "find":  # built for the range test, which sets its own rates
+        lr = FIND_PLACEHOLDER
     if lr is None:
         from optimlab.optim import available
 
@@ -192,8 +215,8 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
     started = time.perf_counter()
     data = data if data is not None else StudyData(spec.data)
     settings = TrainSpec.model_validate(row.config).model_dump()
-    seed = row.seed
-    split = data.split(seed)
+    seed = restart_seed(row.seed, row.restart or 0)
+    split = data.split(row.seed, row.fold)
     task = split.train.task
     monitor = settings["monitor"] or monitor_for(spec, task)
     ckpt_dir = ckpt_root / row.key
@@ -208,12 +231,18 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
         callbacks.append(grads)
     callbacks.append(_Heartbeat(store, row.id))
     callbacks.append(ModelCheckpoint(ckpt_dir, monitor=monitor, save_best=False))
+    found = None
+    if settings["lr"] == "find":
+        found = find_for_trial(lambda lr: build_trainer(spec, {**settings, "lr": lr}, seed,
+                                                        split, [], device=device),
+                               split.train, settings, saved=ckpt_dir / "lr_find.json")
+        settings = {**settings, "lr": found.lr}  # no suggestion: a ValueError saying why
     trainer = build_trainer(spec, settings, seed, split, callbacks, device=device)
     warnings: list[str] = []
     last = _usable_checkpoint(ckpt_dir / "last.pt", trainer, warnings)
     for text in warnings:
         if on_warning is not None:
-            on_warning(f"{row.label} (seed {seed}): {text}")
+            on_warning(f"{row.label} ({trial_where(row)}): {text}")
     with warnings_module.catch_warnings():  # the study's checks said it once, before training
         warnings_module.simplefilter("ignore", ScheduleEndsEarly)
         history = trainer.fit(split.train, split.val, epochs=settings["epochs"],
@@ -242,7 +271,7 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
         stop_step=history.stop_step, reason=history.reason, env=environment(trainer.device),
         final=final, best=best, target=target, epochs=history.epochs,
         step_rows=history.steps, device=str(trainer.device), layer_grads=layer_grads,
-        warnings=warnings))
+        warnings=warnings, lr_find=found.to_dict() if found is not None else None))
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the store holds the results
     return history.status
 

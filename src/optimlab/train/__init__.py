@@ -1,7 +1,37 @@
 """Training: the ``Trainer`` loop, its callbacks (``optimlab.train.callbacks``), the
-``History`` it returns and the metrics it reports (``optimlab.train.metrics``)."""
+``History`` it returns and the metrics it reports (``optimlab.train.metrics``); the
+learning-rate range test (``Trainer.lr_find``, :mod:`optimlab.train.lr_find`) and random
+restarts (:func:`restarts`).
 
-from optimlab.train.history import History
-from optimlab.train.trainer import Trainer
+The names are loaded on first use: ``optimlab lr-find --help`` reads the range test's defaults
+from :mod:`optimlab.train.lr_find` without loading torch.
+"""
 
-__all__ = ["History", "Trainer"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+# eager (it loads no torch): the function ``restarts`` must be what ``optimlab.train.restarts``
+# names, not the module of the same name that importing it binds on this package
+from optimlab.train.restarts import Restarts, restarts
+
+__all__ = ["History", "LRFindResult", "Restarts", "Trainer", "restarts"]
+
+if TYPE_CHECKING:
+    from optimlab.train.history import History
+    from optimlab.train.lr_find import LRFindResult
+    from optimlab.train.trainer import Trainer
+
+_LAZY = {"History": "optimlab.train.history", "LRFindResult": "optimlab.train.lr_find",
+         "Trainer": "optimlab.train.trainer"}
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: the CLI registers its commands (and their defaults) without loading torch
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'optimlab.train' has no attribute {name!r}")

@@ -21,6 +21,7 @@ callbacks, the metrics, the history.)
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import sys
@@ -48,6 +49,8 @@ from optimlab.train.callbacks.checkpoint import read_checkpoint
 from optimlab.train.callbacks.progress import ProgressBar
 from optimlab.train.history import History
 from optimlab.train.inputs import Data, as_dataset
+from optimlab.train.lr_find import DEFAULTS as LR_FIND
+from optimlab.train.lr_find import LRFindResult, range_test
 from optimlab.train.metrics import Metric, default_metrics, get_metric
 from optimlab.train.metrics import compute as compute_metrics
 
@@ -304,6 +307,89 @@ class Trainer:
                 if bar is not None:
                     bar.close()
         return state.history
+
+    # ------------------------------------------------------------------ lr range test
+    def lr_find(self, train: Data, *, start: float = LR_FIND["start"],
+                end: float = LR_FIND["end"], num_steps: int = LR_FIND["num_steps"],
+                batch_size: int | None = 32, beta: float = LR_FIND["beta"],
+                diverge: float = LR_FIND["diverge"], rule: str = LR_FIND["rule"],
+                shuffle: bool = True, drop_last: bool = False) -> LRFindResult:
+        """The learning-rate range test (:mod:`optimlab.train.lr_find`): at most ``num_steps``
+        updates of this Trainer's model and optimizer at batch size ``batch_size``, the lr
+        growing exponentially from ``start`` to ``end``, stopped when the smoothed loss passes
+        ``diverge`` × its minimum. Returns the curve and the suggestions (``result.lr`` is the
+        one of ``rule``: "valley", "steepest" or "minimum").
+
+        Nothing stays changed: the weights (and buffers), the optimizer's state and learning
+        rates, and the grad scaler are restored bit for bit afterwards, and the random state
+        is the caller's (the test runs in a forked RNG seeded with ``seed``), so a ``fit``
+        after ``lr_find`` is the ``fit`` it would have been. Schedules, callbacks and metrics
+        take no part; clipping, penalties, ``accumulate`` and the precision do.
+        """
+        train_ds = as_dataset(train, "train")
+        self._setup(train_ds)
+        assert self.model is not None and self.optimizer is not None
+        self._check_fits(train_ds, "train")
+        model, opt, scaler = self.model, self.optimizer, self._scaler
+        saved_model = copy.deepcopy(model.state_dict())
+        saved_opt = copy.deepcopy(opt.state_dict())
+        saved_scaler = copy.deepcopy(scaler.state_dict()) if scaler is not None else None
+        was_training = model.training
+        batcher = Batcher(train_ds.X, train_ds.y, batch_size, shuffle=shuffle,
+                          drop_last=drop_last, seed=self.seed, device=self.device)
+        groups = opt.param_groups
+        shares = [g["lr"] / groups[0]["lr"] if groups[0]["lr"] else 1.0 for g in groups]
+        params = [p for g in groups for p in g["params"]]
+        update = opt.step_function() if isinstance(opt, ChainOptimizer) else opt.step
+
+        def batches() -> Iterator[tuple[Tensor, Tensor]]:
+            epoch = 0
+            while True:
+                yield from batcher.epoch(epoch)
+                epoch += 1
+
+        stream = batches()
+
+        def step(lr: float) -> float:
+            for g, share in zip(groups, shares, strict=True):
+                g["lr"] = lr * share
+            total = 0.0
+            for _ in range(self.accumulate):
+                xb, yb = next(stream)
+                value, _ = self._train_step(xb, yb)
+                if not math.isfinite(value):
+                    _zero_grad(params)
+                    return value
+                total += value
+            if scaler is not None:
+                scaler.unscale_(opt)
+            if self.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
+            if self.clip_grad_value is not None:
+                torch.nn.utils.clip_grad_value_(params, self.clip_grad_value)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                update()
+            _zero_grad(params)
+            return total / self.accumulate
+
+        self._amp = _autocast(self.device, self.precision)
+        model.train()
+        try:
+            with _forked_rng(self.device), _deterministic(self.deterministic):
+                torch.manual_seed(self.seed)
+                return range_test(step, start=start, end=end, num_steps=num_steps, beta=beta,
+                                  diverge=diverge, rule=rule,
+                                  batch_size=batcher.effective_batch_size)
+        finally:
+            _zero_grad(params)
+            model.load_state_dict(saved_model)
+            opt.load_state_dict(saved_opt)
+            if scaler is not None and saved_scaler is not None:
+                scaler.load_state_dict(saved_scaler)
+            model.train(was_training)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

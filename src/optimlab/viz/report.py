@@ -36,6 +36,7 @@ from markupsafe import Markup
 from optimlab.lab import answer, words
 from optimlab.lab.analysis import Analysis, analyze, seed_curves
 from optimlab.lab.store import FINISHED, Store
+from optimlab.train.lr_find import LRFindResult
 
 __all__ = ["Plot", "Report", "render_report", "write_report"]
 
@@ -214,6 +215,7 @@ def render_report(store: Store, study: str | None = None, *, smooth: float | Non
         "Gradient norm over steps",
         curves.grad_norms(per_config, band=band, smooth=smooth))  # type: ignore[arg-type]
 
+    _add_restarts_and_lr_finds(analysis, add)
     layer_grads = {c.label: {r.seed: store.layer_grads(r.id) for r in c.trials}
                    for c in analysis.configs}
     if any(g for runs in layer_grads.values() for g in runs.values()):
@@ -238,6 +240,40 @@ def render_report(store: Store, study: str | None = None, *, smooth: float | Non
                       f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
     html = _environment().get_template("report.html.j2").render(**context)
     return Report(html=html, plots=figs, analysis=analysis)
+
+
+def _add_restarts_and_lr_finds(analysis: Analysis, add: Any) -> None:
+    """The plots of restarts and of the learning-rate range tests, for studies that have them
+    (their words are in the answer: :func:`optimlab.lab.answer.restart_sentences`,
+    :func:`~optimlab.lab.answer.lr_found_sentences`)."""
+    restarted = {c.label: c.restarts for c in analysis.configs
+                 if c.restarts is not None and c.restarts.chosen}
+    if restarted:
+        from optimlab.viz.restarts import restarts_figure  # only studies with restarts
+
+        metric = words.metric_words(analysis.monitor)
+        add("restarts", "Random restarts",
+            f"Every restart's final {metric} (left) and test value (right), one cluster of "
+            f"points per {analysis.pair}: the filled point is the restart kept, the best on "
+            "validation; the open ones are the others. The spread of a cluster is what a new "
+            "initialization changes; the right panel shows whether the choice made on "
+            "validation holds on test data.",
+            "Final validation and test values of every restart",
+            restarts_figure(restarted, metric=analysis.monitor))
+    found = {c.label: [LRFindResult.from_dict(f) for f in c.lr_finds.values()]
+             for c in analysis.configs if c.lr_finds}
+    if found:
+        from optimlab.viz.lr_find import range_test_figure  # only studies with lr = "find"
+
+        rule = next(iter(found.values()))[0].rule
+        add("lr_find", "Learning-rate range tests",
+            f"The range test each trial of lr = \"find\" ran on its training data before "
+            f"training: the training loss (smoothed by a bias-corrected EWA) against the lr, "
+            f"log scale, one line per trial. Markers: the suggestions of the three rules; the "
+            f"filled one ({rule}) is the lr the trial trained with; × where the test stopped "
+            f"because the loss blew up.",
+            "Loss against learning rate in each trial's range test",
+            range_test_figure(found, rule=rule))
 
 
 def _add_landscape(store: Store, analysis: Analysis, figs: list[Plot]) -> str:
@@ -357,14 +393,30 @@ def _context(analysis: Analysis, *, percent: bool, target_text: str, source: str
         "baseline": analysis.baseline, "rows": rows, "comparisons": comparisons,
         "answer": answer.answer(analysis), "incomplete": _incomplete(analysis),
         "n_seeds": analysis.n_seeds, "how_to_read": answer.how_to_read(analysis),
-        "variance": answer.sources_of_variance(analysis.resplit),
+        "variance": answer.variance(analysis),
         "family": analysis.family, "seeds_needed": analysis.seeds_needed,
         "target": target_text, "targets": targets, "smooth": smooth,
         "failures": failures,
         "spec": _toml(analysis.spec.model_dump(mode="json")),
         "environment": env, "n_configs": len(analysis.configs),
-        "n_trials": sum(c.n for c in analysis.configs),
+        "n_trials": sum(len(c.trials) for c in analysis.configs),
+        "units": f"{analysis.pair}s", "pair": analysis.pair.removesuffix(" pair"),
+        "unit_header": "folds × seeds" if analysis.kfold else "seeds",
+        "rests_on": _rests_on_words(analysis),
+        "restart_sentences": answer.restart_sentences(analysis),
+        "lr_sentences": answer.lr_found_sentences(analysis),
     }
+
+
+def _rests_on_words(analysis: Analysis) -> str:
+    """``× 3 seeds``, ``× 5 folds × 3 seeds``, with ``, best of 3 restarts``."""
+    seeds = len(analysis.spec.seed_list)
+    text = f"× {seeds} seed{'s' if seeds != 1 else ''}"
+    if analysis.kfold:
+        text = f"× {analysis.folds} folds {text}"
+    if analysis.n_restarts > 1:
+        text += f", best of {analysis.n_restarts} restarts"
+    return text
 
 
 _VERDICT_WORDS = {"better": "better", "worse": "worse", "unclear": "no clear difference",

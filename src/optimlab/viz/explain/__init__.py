@@ -40,6 +40,9 @@ TOPICS: dict[str, str] = {
     "dropout": "inverted dropout keeps the expected activation; train vs eval mode, measured",
     "batchnorm": "batch vs running statistics for B = 2 … 256; layer / group norm do not "
                  "depend on the batch",
+    "lr-find": "the learning-rate range test on cat-vs-dog, step by step (EWA with bias "
+               "correction, stop rule, suggestions), and the notes' lr-vs-batch-size table "
+               "tested at B = 16 … 128",
 }
 
 
@@ -53,7 +56,7 @@ def run(topic: str, out_dir: Path | str = ".") -> TopicResult:
     key = topic.lower().strip() if isinstance(topic, str) else topic
     if key not in TOPICS:
         raise ValueError(f"unknown topic {topic!r}; choose one of: {', '.join(TOPICS)}")
-    module = importlib.import_module(f"{__name__}.{key}")
+    module = importlib.import_module(f"{__name__}.{key.replace('-', '_')}")
     with one_thread():
         return module.run(Path(out_dir))
 

@@ -422,3 +422,34 @@ def test_a_read_only_store_is_read_and_refuses_writes_clearly(read_only, tmp_pat
     assert main(["list", str(read_only)]) == 0
     assert main(["run", str(write_spec(tmp_path, epochs=2)), "--db", str(read_only),
                  "--report", ""]) == 2
+
+
+def test_many_threads_creating_one_store_at_once_all_open_it(tmp_path) -> None:
+    import threading
+
+    from optimlab.lab.store import SCHEMA_VERSION
+
+    for round_ in range(10):  # the race is narrow: several fresh files
+        db = tmp_path / f"race{round_}.db"
+        start = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def open_it(db: Path = db, start: threading.Barrier = start,
+                    errors: list[BaseException] = errors) -> None:
+            start.wait()
+            try:
+                with Store(db) as store:
+                    store.ensure_study("x", {})
+            except BaseException as err:  # shown by the assertion below
+                errors.append(err)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        with Store(db) as store:
+            version = store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+            assert int(version.fetchone()[0]) == SCHEMA_VERSION
+            assert store.conn.execute("SELECT count(*) FROM studies").fetchone()[0] == 1

@@ -267,16 +267,11 @@ class Store:
         if not self.path.exists() and not self.path.parent.is_dir():
             raise StoreError(f"cannot create the store {self.path}: the folder "
                              f"{self.path.parent} does not exist")
-        fresh = not self.path.exists() or self.path.stat().st_size == 0
         try:
             self.conn = self._connect()
-            if fresh:  # idempotent statements: two processes creating the file at once agree
-                self.conn.executescript(_SCHEMA)
-                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('app', 'optimlab')")
-                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                                  (str(SCHEMA_VERSION),))
-            else:
-                self._check()
+            if not self._tables() and not self.read_only:
+                self._create()
+            self._check()
         except sqlite3.Error as err:
             if getattr(self, "conn", None) is not None:
                 self.conn.close()
@@ -288,7 +283,7 @@ class Store:
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._write_ahead(conn)
         except sqlite3.OperationalError as err:
             if "readonly" not in str(err).lower() and "unable to open" not in str(err).lower():
                 raise
@@ -301,9 +296,44 @@ class Store:
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
-    def _check(self) -> None:
-        tables = {r[0] for r in self.conn.execute(
+    def _write_ahead(self, conn: sqlite3.Connection) -> None:
+        """``PRAGMA journal_mode = WAL``, tried again while another connection holds the lock:
+        SQLite answers "locked" at once here (it does not wait for the busy timeout) when two
+        connections switch a new file's journal mode together."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def _create(self) -> None:
+        """Write the schema into an empty file, in one ``BEGIN IMMEDIATE`` transaction: two
+        processes (or threads) creating the file at once take turns, and the second finds the
+        tables made (without the write lock first, each could hold a read lock the other's
+        write waits for, and SQLite answers "locked" at once instead of waiting)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._tables():
+                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                    self.conn.execute(statement)
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('app', 'optimlab')")
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                                  (str(SCHEMA_VERSION),))
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _check(self) -> None:
+        tables = self._tables()
         if "meta" not in tables:
             raise StoreError(f"{self.path} is an SQLite file but not an optimlab store (no meta "
                              "table); give another path")

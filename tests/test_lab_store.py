@@ -281,7 +281,7 @@ def test_a_schema_1_store_opens_upgraded_and_reads_as_it_was_written(tmp_path) -
     shutil.copy(V1, db)
     with Store(db) as store:
         version = store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        assert int(version.fetchone()[0]) == SCHEMA_VERSION == 2
+        assert int(version.fetchone()[0]) == SCHEMA_VERSION == 3
         study_id, name, _ = store.study()
         rows = store.trials(study_id)
         assert name == "v1-study" and len(rows) == 4

@@ -94,14 +94,26 @@ def test_a_pruned_trial_stores_the_epoch_it_stopped_at_and_hyperband_trains_less
         assert "Pruning stopped" in " ".join(r.answer())
 
 
-def test_the_median_pruner_stops_trials_below_the_median(tmp_path) -> None:
+@pytest.mark.parametrize("pruner", ["median", "halving"])
+def test_median_and_halving_stop_trials_that_trail(pruner, tmp_path) -> None:
     space = {"lr": {"low": 1e-5, "high": 0.3, "log": True}}
-    spec = {**_spec(space, sampler="random", pruner="median", trials=10),
-            "train": {**BASE["train"], "epochs": 8}}
+    spec = {**_spec(space, sampler="random", pruner=pruner, trials=10),
+            "train": {**BASE["train"], "epochs": 9}}
     out = search(spec=spec, db=tmp_path / "m.db", **QUIET)
     assert all(t.state in ("complete", "pruned") for t in out.trials)
     assert 0 < out.counts.get("pruned", 0) < 10
-    assert all(t.number >= 5 for t in out.trials if t.state == "pruned")  # 5 startup trials
+    if pruner == "median":
+        assert all(t.number >= 5 for t in out.trials if t.state == "pruned")  # 5 to start
+    else:  # rungs after 1 and 3 epochs (reduction factor 3)
+        assert {t.epochs for t in out.trials if t.state == "pruned"} <= {1, 3}
+
+
+def test_the_gaussian_process_sampler_is_seeded_too(tmp_path) -> None:
+    space = {"lr": {"low": 1e-3, "high": 0.5, "log": True}, "batch_size": [16, 32]}
+    runs = [search(spec=_spec(space, sampler="gp", startup=2, trials=4, seed=3),
+                   db=tmp_path / f"gp{i}.db", **QUIET) for i in range(2)]
+    assert [t.params for t in runs[0].trials] == [t.params for t in runs[1].trials]
+    assert runs[0].counts == {"complete": 4}
 
 
 def test_a_python_function_returning_settings_or_a_module(tmp_path) -> None:

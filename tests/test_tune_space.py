@@ -230,3 +230,19 @@ def test_a_cycle_of_conditions_is_refused() -> None:
         parse_space({"optimizer": {"choices": ["sgd", "adam"], "when": {"batch_size": [16]}},
                      "batch_size": {"choices": [16, 32], "when": {"optimizer": ["sgd"]}}},
                     _base())
+
+
+def test_validate_checks_a_search_spec_on_its_data(tmp_path, capsys) -> None:
+    path = _write(tmp_path, '[search]\nlr = { low = 1e-3, high = 0.3, log = true }\n'
+                            '"model.hidden" = { layers = { low = 1, high = 2 }, units = '
+                            '{ low = 4, high = 32 } }\n\n[tune]\nconfirm = 3\n')
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "is a valid search" in out and "model.hidden: 1–2 layers" in out
+    assert "configurations built on the data" in out
+    assert "8 seeds are needed" in out  # 3 + the baseline = 6 pairs: 5 seeds cannot tell
+    bad = _write(tmp_path, '[search]\n"model.hidden" = { layers = { low = 1, high = 2 }, '
+                           'units = { low = 4, high = 32 } }\n', name="bad.toml")
+    bad.write_text(bad.read_text().replace('dataset = "iris"', 'dataset = "iris"\n'
+                                           'options = { n = 5 }'))
+    assert main(["validate", str(bad)]) == 2

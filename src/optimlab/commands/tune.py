@@ -49,15 +49,14 @@ def run(args: argparse.Namespace) -> int:
         spec = SearchSpec(spec.study.model_copy(update={"device": args.device}), spec.space,
                           spec.options)
     quiet = args.json
-    from optimlab.lab.checks import check_study
-    from optimlab.lab.trial import monitor_for
     from optimlab.lab.words import is_proportion_metric, metric_words
+    from optimlab.tune.search import plan_search
 
-    _, facts = check_study(spec.study, args.device)  # the data's task decides the metric
-    monitor = spec.study.train.monitor or monitor_for(spec.study, facts.task)
+    plan = plan_search(spec, args.device)  # the data's task decides the metric
+    monitor = plan.monitor
     percent = is_proportion_metric(monitor)
     if not quiet:
-        print(f"searching {spec.name!r}: {spec.trials()} trials, sampler "
+        print(f"searching {spec.name!r}: {plan.trials} trials, sampler "
               f"{spec.options.sampler}, pruner {spec.options.pruner} → {args.db}",
               file=sys.stderr, flush=True)
 
@@ -71,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
                   flush=True)
 
     outcome = run_search(spec, args.db, workers=args.workers, threads=args.threads,
-                         device=args.device, on_trial=on_trial, on_confirm_trial=on_confirm)
+                         device=args.device, on_trial=on_trial, on_confirm_trial=on_confirm,
+                         plan=plan)
     with Store(args.db, create=False) as store:
         results = load_search(store, spec.name)
     report = None

@@ -45,7 +45,7 @@ from optimlab.tune.confirm import confirmation_spec, top_trials
 from optimlab.tune.spec import SearchSpec, load_search_spec, parse_search_spec
 from optimlab.tune.worker import Setup, work, work_process
 
-__all__ = ["SearchOutcome", "run_search", "search"]
+__all__ = ["SearchOutcome", "SearchPlan", "plan_search", "run_search", "search"]
 
 
 def _print(text: str) -> None:
@@ -135,7 +135,8 @@ def _identity(spec: SearchSpec, build: Callable[..., Any] | None, monitor: str,
     fn = None
     if build is not None:
         fn = f"{getattr(build, '__module__', '?')}.{getattr(build, '__qualname__', build)}"
-    return {"data": spec.study.data.identity(), "train": spec.study.train.model_dump(mode="json"),
+    return {"data": spec.study.data.identity(), "fingerprint": spec.study.data.fingerprint,
+            "train": spec.study.train.model_dump(mode="json"),
             "target": spec.study.target.model_dump() if spec.study.target else None,
             "seed_list": spec.study.seed_list[:1], "space": spec.space.to_json()
             if spec.space is not None else None, "build": fn,
@@ -172,6 +173,11 @@ def _register(store: Store, spec: StudySpec, identity: dict[str, Any]) -> tuple[
         differ = sorted(k for k in set(stored) | set(identity)
                         if json.dumps(stored.get(k), sort_keys=True, default=str)
                         != json.dumps(identity.get(k), sort_keys=True, default=str))
+        if differ == ["fingerprint"]:
+            raise StoreError(f"the data of search {spec.name!r} changed since it started "
+                             f"(content {identity['fingerprint']}, its trials were trained on "
+                             f"{stored.get('fingerprint')}); give the search another name to "
+                             "search on the new data, or use another --db")
         if differ:
             shown = "; ".join(f"{k}: was {json.dumps(stored.get(k), default=str)[:120]}, now "
                               f"{json.dumps(identity.get(k), default=str)[:120]}"
@@ -185,6 +191,46 @@ def _register(store: Store, spec: StudySpec, identity: dict[str, Any]) -> tuple[
     return study_id, tstore.ensure_search(store, study_id, identity, check)
 
 
+@dataclass
+class SearchPlan:
+    """A search checked against its data: the spec (the data's fingerprint filled in), what
+    the check learned, the probe configurations built, the metric, the trials and the budget
+    of a trial in epochs, and warnings."""
+
+    spec: SearchSpec
+    facts: StudyFacts
+    probes: list[dict[str, Any]]
+    monitor: str
+    direction: str
+    trials: int
+    max_epochs: int
+    warnings: list[str]
+
+
+def plan_search(spec: SearchSpec, device: str | None = None) -> SearchPlan:
+    """Load the data, build the [train] configuration and every parameter's extremes on it
+    (what ``optimlab validate`` does for a search); ``SpecError``/``DataError`` name what
+    would fail."""
+    study, facts = check_study(spec.study, device)
+    spec = SearchSpec(study, spec.space, spec.options)
+    warnings = list(facts.warnings)
+    probes = _check_probes(spec, device)
+    monitor = spec.study.train.monitor or monitor_for(spec.study, facts.task)
+    direction = "maximize" if metric_mode(monitor) == "max" else "minimize"
+    n_trials = spec.trials()
+    if spec.options.sampler == "grid" and spec.space is not None:
+        size = math.prod(len(v) for v in spec.space.grid_space().values())
+        if n_trials > size:
+            warnings.append(f"the grid has {size} points; {n_trials} trials asked, {size} run")
+        n_trials = min(n_trials, size)
+    if spec.options.confirm > 0:
+        note = confirmation_seeds_note(spec.options.confirm, spec.options.confirm_seeds)
+        if note:
+            warnings.append(note)
+    return SearchPlan(spec, facts, probes, monitor, direction, n_trials,
+                      _max_epochs(spec, facts, probes), warnings)
+
+
 def run_search(spec: SearchSpec, db: str | os.PathLike[str], *,
                build: Callable[[Any], Any] | None = None, workers: int = 1,
                threads: int | None = None, device: str | None = None,
@@ -192,10 +238,12 @@ def run_search(spec: SearchSpec, db: str | os.PathLike[str], *,
                on_poll: Callable[[list[tstore.SearchTrial]], None] | None = None,
                on_confirm_trial: Callable[[Any, str], None] | None = None,
                on_failure: Callable[[str], None] | None = _print,
-               on_warning: Callable[[str], None] | None = _print) -> SearchOutcome:
+               on_warning: Callable[[str], None] | None = _print,
+               plan: SearchPlan | None = None) -> SearchOutcome:
     """Check ``spec`` against its data, run the search's unfinished trials, then its
     confirmation (see the module docstring). ``build``: a function ``(trial) -> settings or
-    nn.Module`` that defines the space instead of ``[search]``."""
+    nn.Module`` that defines the space instead of ``[search]``. ``plan``: the check already
+    done (:func:`plan_search` of this spec)."""
     from optimlab._checks import check_number
 
     check_number("workers", workers, low=1, integer=True)
@@ -218,21 +266,12 @@ def run_search(spec: SearchSpec, db: str | os.PathLike[str], *,
                             "lambda or a function defined inside another): define it at the "
                             "top level of a module, or use workers=1") from None
     db = str(db)
-    study, facts = check_study(spec.study, device)
-    spec = SearchSpec(study, spec.space, spec.options)
+    plan = plan if plan is not None else plan_search(spec, device)
+    spec, facts, monitor, direction = plan.spec, plan.facts, plan.monitor, plan.direction
+    n_trials = plan.trials
     if on_warning is not None:
-        for text in facts.warnings:
+        for text in plan.warnings:
             on_warning(f"warning: {text}")
-    probes = _check_probes(spec, device)
-    monitor = spec.study.train.monitor or monitor_for(spec.study, facts.task)
-    direction = "maximize" if metric_mode(monitor) == "max" else "minimize"
-    n_trials = spec.trials()
-    if spec.options.sampler == "grid" and spec.space is not None:
-        size = math.prod(len(v) for v in spec.space.grid_space().values())
-        if n_trials > size and on_warning is not None:
-            on_warning(f"warning: the grid has {size} points; {n_trials} trials asked, "
-                       f"{size} run")
-        n_trials = min(n_trials, size)
     with Store(db) as store:
         tstore.check_store(store)
         study_id, search_id = _register(store, spec.study,
@@ -244,7 +283,7 @@ def run_search(spec: SearchSpec, db: str | os.PathLike[str], *,
                   sampler=spec.options.sampler, pruner=spec.options.pruner,
                   seed=spec.options.seed, startup=spec.options.startup, n_trials=n_trials,
                   monitor=monitor, direction=direction,
-                  max_epochs=_max_epochs(spec, facts, probes), device=facts.device, run=run,
+                  max_epochs=plan.max_epochs, device=facts.device, run=run,
                   deadline=time.time() + timeout if timeout is not None else None, build=build)
     threads = threads or choose_threads(workers, facts.work_per_step)
     ran = _run_workers(setup, workers, threads, on_trial, on_poll, on_failure, on_warning,
@@ -259,6 +298,22 @@ def run_search(spec: SearchSpec, db: str | os.PathLike[str], *,
         _confirm(spec, db, outcome, study_id, search_id, workers, threads, device,
                  on_confirm_trial, on_failure, on_warning)
     return outcome
+
+
+def confirmation_seeds_note(k: int, seeds: int) -> str:
+    """A warning when the confirmation's seeds are too few for any corrected verdict among
+    its k + 1 configurations (every pair is compared: the lab's rule,
+    :func:`optimlab.lab.stats.seeds_needed`); "" otherwise."""
+    from optimlab.lab.stats import seeds_needed
+
+    pairs = (k + 1) * k // 2
+    needed = seeds_needed(pairs)
+    if seeds >= needed:
+        return ""
+    return (f"the confirmation compares {k + 1} configurations ({pairs} paired comparisons, "
+            f"Holm-corrected); with {seeds} seeds no difference can be significant after the "
+            f"correction, so it can only rank provisionally: {needed} seeds are needed "
+            f"(--seeds {needed}, or confirm_seeds = {needed} in [tune])")
 
 
 def _run_workers(setup: Setup, workers: int, threads: int,

@@ -167,3 +167,27 @@ def test_a_search_without_confirmation_says_why_its_best_is_optimistic(tmp_path,
     assert "No confirmation was run" in out and "overstates" in out
     html = (tmp_path / "n.html").read_text(encoding="utf-8")
     assert 'id="confirmation"' not in html and "No trial was pruned" in html
+
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "tuning"
+
+
+def test_the_tuning_example_validates(capsys) -> None:
+    assert main(["validate", str(EXAMPLE / "search.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "is a valid search" in out and "warning" not in out
+
+
+@pytest.mark.slow
+def test_the_tuning_example_runs_as_its_readme_says(tmp_path, capsys) -> None:
+    lines = [line.split(" #")[0].split() for line in
+             (EXAMPLE / "README.md").read_text(encoding="utf-8").splitlines()
+             if line.startswith("optimlab tune ")]
+    assert lines
+    for argv in lines:
+        assert main([*argv[1:2], str(ROOT / argv[2]), *argv[3:], "--db",
+                     str(tmp_path / "e.db"), "-o", str(tmp_path / "e.html")]) == 0, \
+            capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "The search ran 40 trials" in out and "over 8 seeds the search did not use" in out

@@ -72,8 +72,8 @@ def test_random_and_tpe_with_a_seed_give_the_same_sequence_on_a_rerun(tmp_path) 
 
 def test_a_pruned_trial_stores_the_epoch_it_stopped_at_and_hyperband_trains_less(tmp_path):
     space = {"lr": {"low": 1e-4, "high": 0.3, "log": True}, "optimizer": ["sgd", "adam"]}
-    spec = {**_spec(space, sampler="tpe", pruner="hyperband", startup=4, trials=12),
-            "train": {**BASE["train"], "epochs": 27}}
+    spec = {**_spec(space, sampler="tpe", pruner="hyperband", startup=4, trials=10),
+            "train": {**BASE["train"], "epochs": 9}}
     out = search(spec=spec, db=tmp_path / "h.db", **QUIET)
     pruned = [t for t in out.trials if t.state == "pruned"]
     assert pruned and out.counts.get("complete")
@@ -83,14 +83,14 @@ def test_a_pruned_trial_stores_the_epoch_it_stopped_at_and_hyperband_trains_less
             lab = labs[t.key]
             epochs = store.epochs(lab.id)
             assert lab.status == "pruned" and "pruned by Hyperband" in lab.reason
-            assert t.epochs == len(epochs) < 27  # stored where it stopped
+            assert t.epochs == len(epochs) < 9  # stored where it stopped
             assert max(t.values) == t.epochs  # a value for every epoch it trained
             assert t.value == pytest.approx(epochs[-1]["val_accuracy"])
     total = sum(t.epochs for t in out.trials)
-    assert total < 12 * 27  # fewer epochs than the same number of unpruned trials
+    assert total < 10 * 9  # fewer epochs than the same number of unpruned trials
     with Store(tmp_path / "h.db") as store:
         r = load_search(store)
-        assert r.epochs_trained == total and r.epochs_full == 12 * 27
+        assert r.epochs_trained == total and r.epochs_full == 10 * 9
         assert "Pruning stopped" in " ".join(r.answer())
 
 
@@ -247,7 +247,7 @@ def _count(db: Path, sql: str) -> int:
 
 def test_kill_9_mid_search_then_rerun_finishes_each_trial_once(tmp_path) -> None:
     spec = tmp_path / "k.toml"
-    spec.write_text(SLOW_SPEC.format(epochs=40, trials=5))
+    spec.write_text(SLOW_SPEC.format(epochs=25, trials=5))
     reference = search(spec=spec, db=tmp_path / "ref.db", **QUIET)
     db = tmp_path / "k.db"
     proc = subprocess.Popen([sys.executable, "-c", KILLER, str(spec), str(db)],

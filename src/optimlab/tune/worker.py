@@ -187,12 +187,17 @@ class Worker:
 
         if row.key is None:
             return Job(row.number, row.params)
-        job = self._configure(row.number, optuna.trial.FixedTrial(row.params, row.number))
-        if job.key != row.key:
-            raise UserError(f"trial {row.number} of search {self.spec.name!r} was drawn with "
-                            f"settings that its parameters no longer give (the search space "
-                            "or the build function changed since); give the search another "
+        changed = UserError(f"trial {row.number} of search {self.spec.name!r} was drawn with "
+                            "settings that its parameters no longer give (the search space or "
+                            "the build function changed since, or the function does not give "
+                            "the same model for the same parameters); give the search another "
                             "name, or another --db")
+        try:
+            job = self._configure(row.number, optuna.trial.FixedTrial(row.params, row.number))
+        except _TrialError:
+            raise changed from None
+        if job.key != row.key:
+            raise changed
         return job
 
     def _configure(self, number: int, trial: Any) -> Job:

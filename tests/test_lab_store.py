@@ -281,7 +281,7 @@ def test_a_schema_1_store_opens_upgraded_and_reads_as_it_was_written(tmp_path) -
     shutil.copy(V1, db)
     with Store(db) as store:
         version = store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        assert int(version.fetchone()[0]) == SCHEMA_VERSION == 3
+        assert int(version.fetchone()[0]) == SCHEMA_VERSION == 4
         study_id, name, _ = store.study()
         rows = store.trials(study_id)
         assert name == "v1-study" and len(rows) == 4
@@ -319,12 +319,12 @@ def test_a_schema_2_store_is_upgraded_to_3_and_its_trials_keep_their_keys(tmp_pa
     from optimlab.lab.spec import parse_spec
     from optimlab.lab.store import MIGRATIONS, SCHEMA_VERSION
 
-    assert SCHEMA_VERSION == 3 and MIGRATIONS[1].__name__ == "_migrate_2_to_3"
+    assert SCHEMA_VERSION == 4 and MIGRATIONS[1].__name__ == "_migrate_2_to_3"
     db = tmp_path / "v2.db"
     shutil.copy(V2, db)
     with Store(db) as store:
         version = store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        assert int(version.fetchone()[0]) == 3
+        assert int(version.fetchone()[0]) == SCHEMA_VERSION  # 2 → 3 → 4
         columns = {r[1] for r in store.conn.execute("PRAGMA table_info(trials)")}
         assert {"fold", "restart"} <= columns
         study_id, name, spec_data = store.study()

@@ -17,10 +17,31 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no store at {db}; give the .db file a study wrote (optimlab "
                                 "compare or optimlab run SPEC)")
     check_output_file(args.output, "-o")
+    if _is_search(db, args.study):  # a hyperparameter search has its own report
+        from optimlab.errors import UserError
+        from optimlab.viz.search_report import write_search_report
+
+        extra = [flag for flag, given in (("--smooth", args.smooth is not None),
+                                          ("--only", bool(args.only)),
+                                          ("--landscape", args.landscape)) if given]
+        if extra:
+            raise UserError(f"{', '.join(extra)} applies to a study's report; {args.study!r} "
+                            "is a hyperparameter search (its confirmation study takes them)")
+        print(write_search_report(db, args.study, out=args.output, png_dir=args.png))
+        return 0
     path = write_report(db, args.study, out=args.output, png_dir=args.png, smooth=args.smooth,
                         landscape=args.landscape, only=args.only)
     print(path)
     return 0
+
+
+def _is_search(db: Path, study: str | None) -> bool:
+    """Whether ``study`` (the latest study when None) of the store is a search."""
+    from optimlab.lab.store import Store
+    from optimlab.tune.store import is_search
+
+    with Store(db, create=False) as store:
+        return is_search(store, store.study(study)[0])
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "inline, no network needed): the winner and how sure, the ranking with "
                     "intervals, paired comparisons with the baseline, learning curves, learning "
                     "rate, final metric, time to target, gradient norms, the spec and the "
-                    "environment.")
+                    "environment. A hyperparameter search (optimlab tune) gets the search's "
+                    "report: the best value over trials, parameter importances, slices, the "
+                    "pruned trials, the confirmation's ranking.")
     p.add_argument("db", metavar="DB", help="the study's store (SQLite file)")
     p.add_argument("--study", metavar="NAME", default=None,
                    help="which study of the store (default: the latest)")

@@ -83,7 +83,7 @@ from optimlab.lab.spec_models import (
 __all__ = ["MAX_CONFIGS", "MAX_LAYERS", "MAX_SEEDS", "MAX_TRIALS", "MAX_WIDTH", "DataSpec",
            "EMASpec", "LRFindSpec", "PlateauSpec", "SWASpec", "SnapshotSpec", "SpecError",
            "StudySpec", "TargetSpec", "TrainSpec", "check_monitor", "check_text", "first_error",
-           "load_spec", "parse_spec"]
+           "line_of", "load_spec", "parse_spec", "read_toml", "resolve_data_paths"]
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -114,6 +114,10 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
         if table is not None and current is None and name == table:  # inline table
             return number
     return None
+
+
+#: the line of a key in a TOML text: ``line_of(text, ("train", "batch_size"))``
+line_of = _line_of
 
 
 def parse_spec(data: dict[str, Any], *, source: str = "<spec>", text: str | None = None
@@ -169,8 +173,9 @@ def _model_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def load_spec(path: str | Path) -> StudySpec:
-    """Read and validate a TOML study spec."""
+def read_toml(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """(text, data) of a TOML spec file; ``SpecError`` for a missing, unreadable, non-UTF-8 or
+    invalid file."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"no spec file at {path}" + (" (it is a folder)" if path.is_dir() else ""))
@@ -185,9 +190,21 @@ def load_spec(path: str | Path) -> StudySpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path}: not valid TOML: {err}") from None
-    spec = parse_spec(data, source=str(path), text=text)
+    return text, data
+
+
+def resolve_data_paths(spec: StudySpec, folder: str | Path) -> StudySpec:
+    """A spec's relative csv/npz paths made absolute, relative to the spec's ``folder``."""
+    folder = Path(folder)
     if spec.data.csv is not None and not Path(spec.data.csv).is_absolute():
-        spec.data.csv = str((path.parent / spec.data.csv).resolve())
+        spec.data.csv = str((folder / spec.data.csv).resolve())
     if spec.data.npz is not None and not Path(spec.data.npz).is_absolute():
-        spec.data.npz = str((path.parent / spec.data.npz).resolve())
+        spec.data.npz = str((folder / spec.data.npz).resolve())
     return spec
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a TOML study spec."""
+    text, data = read_toml(path)
+    spec = parse_spec(data, source=str(path), text=text)
+    return resolve_data_paths(spec, Path(path).parent)

@@ -29,6 +29,12 @@ no step); a metric that was measured but not finite keeps its value (JSON ``NaN`
 The file carries its schema version (``meta.schema_version``); a file of an older version is
 upgraded in place when it is opened (:data:`MIGRATIONS`), one of a newer version is refused.
 Schema 1 (optimlab before named rows) wrote NaN as null in metric dicts: its rows are rewritten.
+
+Hyperparameter searches (:mod:`optimlab.tune`) keep their state in three more tables of the same
+file: ``searches`` (one per search: its lab study, its settings, the confirmation study),
+``search_trials`` (each sampled trial: parameters, distributions, sampler and pruner attributes,
+state, value, the lab trial that trained it) and ``search_values`` (the monitored value after
+each epoch). Their queries live in :mod:`optimlab.tune.store`.
 """
 
 from __future__ import annotations
@@ -48,9 +54,30 @@ from typing import Any, TypeVar
 
 from optimlab.errors import UserError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MAX_STEP_ROWS = 2000
-FINISHED = ("completed", "early_stopped", "diverged")
+FINISHED = ("completed", "early_stopped", "diverged", "pruned")
+
+#: hyperparameter searches (schema 4): a search is a lab study (its trials train the sampled
+#: configurations) plus what the sampler and the pruner need, so a search continues from the
+#: store alone; ``state`` is running, complete, pruned, failed or diverged; ``epochs`` how many
+#: epochs the trial trained (where a pruned trial stopped)
+_SEARCH_TABLES = """
+CREATE TABLE IF NOT EXISTS searches (
+    id INTEGER PRIMARY KEY, study_id INTEGER NOT NULL UNIQUE REFERENCES studies(id),
+    settings TEXT NOT NULL, confirmation_id INTEGER REFERENCES studies(id),
+    created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS search_trials (
+    search_id INTEGER NOT NULL REFERENCES searches(id), number INTEGER NOT NULL,
+    trial_id INTEGER REFERENCES trials(id), key TEXT, state TEXT NOT NULL,
+    params TEXT NOT NULL, distributions TEXT NOT NULL, system_attrs TEXT NOT NULL,
+    user_attrs TEXT NOT NULL, value REAL, epochs INTEGER, error TEXT,
+    host TEXT, pid INTEGER, run TEXT, heartbeat REAL, started REAL, finished REAL,
+    PRIMARY KEY (search_id, number));
+CREATE TABLE IF NOT EXISTS search_values (
+    search_id INTEGER NOT NULL REFERENCES searches(id), number INTEGER NOT NULL,
+    step INTEGER NOT NULL, value REAL, PRIMARY KEY (search_id, number, step));
+"""
 
 #: the current schema, for a new file (an older file is upgraded by MIGRATIONS)
 _SCHEMA = """
@@ -80,7 +107,7 @@ CREATE TABLE IF NOT EXISTS layer_grads (
     norms TEXT NOT NULL, PRIMARY KEY (trial_id, epoch));
 CREATE TABLE IF NOT EXISTS lr_finds (
     trial_id INTEGER PRIMARY KEY REFERENCES trials(id), result TEXT NOT NULL);
-"""
+""" + _SEARCH_TABLES
 
 #: schema 1 → 2: the device a trial ran on, the traceback of a trial that failed by a bug, the
 #: run that last claimed it (a failed trial is retried by a later run, not by the one it failed
@@ -459,7 +486,8 @@ class Store:
         host, pid, now = socket.gethostname(), os.getpid(), time.time()
         with self.transaction() as c:
             rows = c.execute("SELECT id, key, status, host, pid, heartbeat, run FROM trials "
-                             "WHERE study_id = ? AND status NOT IN (?, ?, ?) ORDER BY position",
+                             "WHERE study_id = ? AND status NOT IN "
+                             f"({', '.join('?' * len(FINISHED))}) ORDER BY position",
                              (study_id, *FINISHED)).fetchall()
             wanted = set(keys) if keys is not None else None
             for r in rows:
@@ -638,5 +666,13 @@ def _migrate_2_to_3(c: sqlite3.Connection) -> None:
         c.execute(statement)
 
 
+def _migrate_search_tables(c: sqlite3.Connection) -> None:
+    """Schema 3 → 4: the tables of hyperparameter searches (:data:`_SEARCH_TABLES`); nothing
+    else changes (a pruned trial is a new status, ``pruned``, which older files never hold)."""
+    for statement in filter(None, (s.strip() for s in _SEARCH_TABLES.split(";"))):
+        c.execute(statement)
+
+
 #: MIGRATIONS[v - 1] upgrades schema v to v + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_1_to_2, _migrate_2_to_3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_1_to_2, _migrate_2_to_3,
+                                                          _migrate_search_tables]

@@ -14,6 +14,12 @@ A trial trains on its fold's split (k-fold) from the seed of its restart
 ``lr = "find"`` it first runs the learning-rate range test on its training data and trains with
 the suggested lr (the test's result is kept in the checkpoint folder, so a resumed trial does not
 test again, and stored with the trial).
+
+Two hooks serve whoever drives a trial from outside (a hyperparameter search,
+:mod:`optimlab.tune`): ``report(epoch, logs)`` is called after every epoch and may stop the
+trial as pruned (:class:`~optimlab.train.callbacks.EpochReport`), and ``model`` trains a given
+``torch.nn.Module`` (a user's own model) instead of the one the settings describe — then the
+settings' ``model`` entry only describes it for the record.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from optimlab.train.callbacks import (
     SWA,
     Callback,
     EarlyStopping,
+    EpochReport,
     GradientMonitor,
     ModelCheckpoint,
     ReduceLROnPlateau,
@@ -54,7 +61,7 @@ from optimlab.train.callbacks.monitoring import metric_mode
 from optimlab.train.restarts import restart_seed
 
 __all__ = ["build_trainer", "effect_callbacks", "environment", "monitor_for", "run_trial",
-           "trial_where"]
+           "trial_settings", "trial_where"]
 
 #: the lr a trainer is built with before the range test of ``lr = "find"`` replaces it
 FIND_PLACEHOLDER = 1e-3
@@ -135,23 +142,38 @@ def effect_callbacks(spec: StudySpec, settings: dict[str, Any], task: str) -> li
     return out
 
 
+def trial_settings(config: dict[str, Any], model: torch.nn.Module | None = None
+                   ) -> dict[str, Any]:
+    """A trial's settings, validated, with every field present (settings stored before a field
+    existed get its default). With a given ``model`` (a user's module) the ``model`` entry only
+    describes it and is kept as it is."""
+    if model is None:
+        return TrainSpec.model_validate(config).model_dump()
+    out = TrainSpec.model_validate({**config, "model": "mlp"}).model_dump()
+    out["model"] = config.get("model")
+    return out
+
+
 def build_trainer(spec: StudySpec, settings: dict[str, Any], seed: int, split: Any,
-                  callbacks: list[Callback], device: str = "cpu") -> Any:
-    """A Trainer for one trial's settings: the model, optimizer, schedule (relative to lr,
-    scaled by the linear scaling rule) and the callbacks the settings ask for, then
-    ``callbacks`` (bookkeeping: they see the others' results)."""
+                  callbacks: list[Callback], device: str = "cpu",
+                  model: torch.nn.Module | None = None) -> Any:
+    """A Trainer for one trial's settings: the model (``model`` if given, else the one the
+    settings describe), optimizer, schedule (relative to lr, scaled by the linear scaling rule)
+    and the callbacks the settings ask for, then ``callbacks`` (bookkeeping: they see the
+    others' results)."""
     from optimlab.models import build_model, n_outputs
     from optimlab.schedules import create as create_schedule
     from optimlab.schedules import linear_scaling
     from optimlab.train import Trainer
 
-    settings = TrainSpec.model_validate(settings).model_dump()  # settings stored before new
-    train = split.train                                          # fields get their defaults
+    settings = trial_settings(settings, model)
+    train = split.train
     task = train.task
     shape = tuple(train.X.shape[1:])
-    model = build_model(settings["model"], shape if len(shape) > 1 else shape[0],
-                        n_outputs(task, train.n_classes, tuple(train.y.shape)),
-                        task=task, seed=seed)
+    if model is None:
+        model = build_model(settings["model"], shape if len(shape) > 1 else shape[0],
+                            n_outputs(task, train.n_classes, tuple(train.y.shape)),
+                            task=task, seed=seed)
     lr = settings["lr"]
     if lr == "find":  # built for the range test, which sets its own rates
         lr = FIND_PLACEHOLDER
@@ -210,11 +232,17 @@ def _usable_checkpoint(path: Path, trainer: Any, warnings: list[str]) -> Path | 
 
 def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
               data: StudyData | None = None, device: str = "cpu",
-              on_warning: Callable[[str], None] | None = None) -> str:
-    """Train one claimed trial and record it (one transaction); return its status."""
+              on_warning: Callable[[str], None] | None = None, *,
+              report: Callable[[int, dict[str, float]], None] | None = None,
+              model: torch.nn.Module | None = None) -> str:
+    """Train one claimed trial and record it (one transaction); return its status.
+
+    ``report(epoch, logs)``: called after every epoch; raising
+    :class:`~optimlab.train.callbacks.Pruned` ends the trial as ``pruned``. ``model``: train
+    this module instead of the one the settings describe."""
     started = time.perf_counter()
     data = data if data is not None else StudyData(spec.data)
-    settings = TrainSpec.model_validate(row.config).model_dump()
+    settings = trial_settings(row.config, model)
     seed = restart_seed(row.seed, row.restart or 0)
     split = data.split(row.seed, row.fold)
     task = split.train.task
@@ -230,14 +258,17 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
         grads = GradientMonitor(vanishing=None, exploding=None, record=False)
         callbacks.append(grads)
     callbacks.append(_Heartbeat(store, row.id))
+    if report is not None:
+        callbacks.append(EpochReport(report))
     callbacks.append(ModelCheckpoint(ckpt_dir, monitor=monitor, save_best=False))
     found = None
     if settings["lr"] == "find":
         found = find_for_trial(lambda lr: build_trainer(spec, {**settings, "lr": lr}, seed,
-                                                        split, [], device=device),
+                                                        split, [], device=device,
+                                                        model=model),
                                split.train, settings, saved=ckpt_dir / "lr_find.json")
         settings = {**settings, "lr": found.lr}  # no suggestion: a ValueError saying why
-    trainer = build_trainer(spec, settings, seed, split, callbacks, device=device)
+    trainer = build_trainer(spec, settings, seed, split, callbacks, device=device, model=model)
     warnings: list[str] = []
     last = _usable_checkpoint(ckpt_dir / "last.pt", trainer, warnings)
     for text in warnings:

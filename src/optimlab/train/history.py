@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Status = Literal["running", "completed", "early_stopped", "diverged", "stopped"]
+Status = Literal["running", "completed", "early_stopped", "diverged", "stopped", "pruned"]
 
 
 @dataclass
@@ -18,7 +18,8 @@ class History:
     ``grad_norm`` (global L2 norm of the gradients, before clipping). ``epochs`` holds one dict
     per epoch: ``epoch``, ``train_loss`` (mean of the epoch's step losses), ``train_<metric>``,
     ``val_loss``, ``val_<metric>``, ``lr`` and ``time`` (seconds). ``status`` says how the run
-    ended: completed, early_stopped, diverged (with ``stop_step``), or stopped by a callback.
+    ended: completed, early_stopped, diverged (with ``stop_step``), pruned (by a search's pruner,
+    through :class:`~optimlab.train.callbacks.EpochReport`), or stopped by a callback.
     """
 
     steps: dict[str, list[float]] = field(default_factory=lambda: {

@@ -8,9 +8,10 @@ from optimlab.train.callbacks.logging import CSVLogger, JSONLogger, TensorBoardL
 from optimlab.train.callbacks.monitor import GradientMonitor, GradientWarning, TimeToTarget
 from optimlab.train.callbacks.plateau import ReduceLROnPlateau
 from optimlab.train.callbacks.progress import ProgressBar
+from optimlab.train.callbacks.report import EpochReport, Pruned
 from optimlab.train.callbacks.snapshot import SnapshotEnsemble
 
-__all__ = ["EMA", "SWA", "CSVLogger", "Callback", "EarlyStopping", "GradientMonitor",
-           "GradientWarning", "JSONLogger", "ModelCheckpoint", "ProgressBar", "ReduceLROnPlateau",
-           "SnapshotEnsemble", "State", "TensorBoardLogger", "TimeToTarget", "read_checkpoint",
-           "recompute_bn"]
+__all__ = ["EMA", "SWA", "CSVLogger", "Callback", "EarlyStopping", "EpochReport",
+           "GradientMonitor", "GradientWarning", "JSONLogger", "ModelCheckpoint", "ProgressBar",
+           "Pruned", "ReduceLROnPlateau", "SnapshotEnsemble", "State", "TensorBoardLogger",
+           "TimeToTarget", "read_checkpoint", "recompute_bn"]

@@ -239,3 +239,16 @@ def test_what_cannot_train_together_is_said(digits_split) -> None:
         with pytest.raises(NotStackable, match="cannot train together"):
             fit_together(trainers, *data, epochs=1)
     assert together_problem([make(s) for s in SEEDS], *data) is None
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_a_seeds_result_does_not_depend_on_the_seeds_it_trains_with(digits_split,
+                                                                   dense) -> None:
+    def weights(seeds: list[int]) -> list[torch.Tensor]:
+        ts = [make(s, model={"type": "mlp", "hidden": [128]}) for s in seeds]
+        fit_together(ts, digits_split.train, digits_split.val, epochs=1, batch_size=64,
+                     dense=dense)
+        return [torch.cat([p.flatten() for p in t.model.parameters()]) for t in ts]
+
+    one, eight = weights([3]), weights([0, 1, 2, 3, 4, 5, 6, 7])
+    assert torch.equal(one[0], eight[3])  # bit for bit (fused steps chosen by one seed's size)

@@ -71,14 +71,17 @@ def problem(opt: Any) -> str | None:
 
 def stacked_like(opt: ChainOptimizer, params: Sequence[Tensor]) -> ChainOptimizer:
     """The optimizer ``opt`` is (same name and hyperparameters, as they stand now) over the
-    stacked tensors ``params``, with the decay mask read per seed. Check :func:`problem`
-    first."""
+    stacked tensors ``params``, with the decay mask read per seed and fused steps chosen by one
+    seed's sizes (so a seed steps the same way however many are stacked). Check
+    :func:`problem` first."""
     group = opt.param_groups[0]
     names = set(available()[opt.name]["defaults"]) | {"lr"}
     hyper = {k: v for k, v in group.items() if k in names}
     if "decay_mask" in hyper:
         hyper["decay_mask"] = PerSeedMask(hyper["decay_mask"])
-    return create(opt.name, list(params), fused=opt.fused, **hyper)
+    out = create(opt.name, list(params), fused=opt.fused, **hyper)
+    out.copies = len(params[0]) if params else 1  # fused or not as one seed alone
+    return out
 
 
 def _per_entry(value: Any, shape: torch.Size) -> bool:

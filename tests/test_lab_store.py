@@ -126,7 +126,8 @@ def test_kill_9_mid_study_then_rerun_finishes_each_trial_once_with_same_results(
     with Store(db) as store:
         rows = store.trials(store.study()[0])
         assert all(r.attempts <= 2 for r in rows)
-        assert sum(r.attempts for r in rows) <= 7  # at most the interrupted trial ran twice
+        # at most the interrupted unit ran twice: one trial, or the 2 seeds trained together
+        assert sum(r.attempts for r in rows) <= 8
     assert finals(db) == finals(reference)
 
 

@@ -43,7 +43,8 @@ from optimlab.train.callbacks import (
 )
 from optimlab.train.callbacks.monitoring import metric_mode
 
-__all__ = ["build_trainer", "effect_callbacks", "environment", "monitor_for", "run_trial"]
+__all__ = ["Bookkeeping", "bookkeeping", "build_trainer", "effect_callbacks", "environment",
+           "monitor_for", "run_trial", "trial_result"]
 
 
 def monitor_for(spec: StudySpec, task: str) -> str:
@@ -183,18 +184,20 @@ def _usable_checkpoint(path: Path, trainer: Any, warnings: list[str]) -> Path | 
     return path
 
 
-def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
-              data: StudyData | None = None, device: str = "cpu",
-              on_warning: Callable[[str], None] | None = None) -> str:
-    """Train one claimed trial and record it (one transaction); return its status."""
-    started = time.perf_counter()
-    data = data if data is not None else StudyData(spec.data)
-    settings = TrainSpec.model_validate(row.config).model_dump()
-    seed = row.seed
-    split = data.split(seed)
-    task = split.train.task
-    monitor = settings["monitor"] or monitor_for(spec, task)
-    ckpt_dir = ckpt_root / row.key
+@dataclass
+class Bookkeeping:
+    """The callbacks that record a trial without changing it (time to target, per-layer
+    gradients, heartbeat, checkpoint) — the same for a trial trained alone or with its seeds."""
+
+    callbacks: list[Callback]
+    target: TimeToTarget | None
+    grads: GradientMonitor | None
+
+
+def bookkeeping(store: Store, spec: StudySpec, row: TrialRow, settings: dict[str, Any],
+                monitor: str, ckpt_dir: Path) -> Bookkeeping:
+    """Time to target, per-layer gradients (``layer_grads``), heartbeat and ``last.pt`` in
+    ``ckpt_dir``, in that order (after the settings' own callbacks)."""
     callbacks: list[Callback] = []
     target_cb = None
     if spec.target is not None:
@@ -206,15 +209,14 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
         callbacks.append(grads)
     callbacks.append(_Heartbeat(store, row.id))
     callbacks.append(ModelCheckpoint(ckpt_dir, monitor=monitor, save_best=False))
-    trainer = build_trainer(spec, settings, seed, split, callbacks, device=device)
-    warnings: list[str] = []
-    last = _usable_checkpoint(ckpt_dir / "last.pt", trainer, warnings)
-    for text in warnings:
-        if on_warning is not None:
-            on_warning(f"{row.label} (seed {seed}): {text}")
-    history = trainer.fit(split.train, split.val, epochs=settings["epochs"],
-                          max_steps=settings["max_steps"], batch_size=settings["batch_size"],
-                          drop_last=settings["drop_last"], resume=last)
+    return Bookkeeping(callbacks, target_cb, grads)
+
+
+def trial_result(spec: StudySpec, settings: dict[str, Any], trainer: Any, history: Any,
+                 split: Any, monitor: str, kept: Bookkeeping, warnings: list[str],
+                 wall_time: float, env: dict[str, Any]) -> TrialResult:
+    """What the store records of a trained trial: status, times, the final metrics (of the
+    weights it ends with), the best epochs, time to target, the curves, per-layer gradients."""
     final = _final(trainer, history, split, settings)
     best: dict[str, Any] = {}
     for key, key_mode in ((monitor, metric_mode(monitor)), ("val_loss", "min")):
@@ -224,20 +226,50 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
         except KeyError:
             pass
     target = None
+    target_cb = kept.target
     if target_cb is not None:
         target = {"metric": spec.target.metric, "value": spec.target.value,  # type: ignore[union-attr]
                   "reached": target_cb.reached, "step": target_cb.step,
                   "seconds": target_cb.seconds, "epoch": target_cb.epoch}
     layer_grads = [{k: g[k] for k in ("epoch", "mean", "min", "max")}
-                   for g in grads.summary] if grads is not None else []
-    store.finish(row.id, TrialResult(
+                   for g in kept.grads.summary] if kept.grads is not None else []
+    return TrialResult(
         status=history.status if history.status in FINISHED else "completed",
-        wall_time=time.perf_counter() - started,
+        wall_time=wall_time,
         train_time=sum(e.get("time", 0.0) for e in history.epochs), steps=history.n_steps,
-        stop_step=history.stop_step, reason=history.reason, env=environment(trainer.device),
+        stop_step=history.stop_step, reason=history.reason, env=env,
         final=final, best=best, target=target, epochs=history.epochs,
         step_rows=history.steps, device=str(trainer.device), layer_grads=layer_grads,
-        warnings=warnings))
+        warnings=warnings)
+
+
+def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
+              data: StudyData | None = None, device: str = "cpu",
+              on_warning: Callable[[str], None] | None = None,
+              note: dict[str, Any] | None = None) -> str:
+    """Train one claimed trial and record it (one transaction); return its status. ``note``
+    joins its environment record (why its seeds trained one at a time, say)."""
+    started = time.perf_counter()
+    data = data if data is not None else StudyData(spec.data)
+    settings = TrainSpec.model_validate(row.config).model_dump()
+    seed = row.seed
+    split = data.split(seed)
+    task = split.train.task
+    monitor = settings["monitor"] or monitor_for(spec, task)
+    ckpt_dir = ckpt_root / row.key
+    kept = bookkeeping(store, spec, row, settings, monitor, ckpt_dir)
+    trainer = build_trainer(spec, settings, seed, split, kept.callbacks, device=device)
+    warnings: list[str] = []
+    last = _usable_checkpoint(ckpt_dir / "last.pt", trainer, warnings)
+    for text in warnings:
+        if on_warning is not None:
+            on_warning(f"{row.label} (seed {seed}): {text}")
+    history = trainer.fit(split.train, split.val, epochs=settings["epochs"],
+                          max_steps=settings["max_steps"], batch_size=settings["batch_size"],
+                          drop_last=settings["drop_last"], resume=last)
+    store.finish(row.id, trial_result(
+        spec, settings, trainer, history, split, monitor, kept, warnings,
+        time.perf_counter() - started, {**environment(trainer.device), **(note or {})}))
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the store holds the results
     return history.status
 

@@ -102,7 +102,14 @@ def _settings(t: Trainer) -> tuple[Any, ...]:
     return (t.schedule_unit, t.clip_grad_norm, t.clip_grad_value, t.accumulate,
             sorted(t.penalty.items()), t.precision, t.on_nonfinite, t.track_grad_norm,
             t.deterministic, str(t.device), t.task, repr(t.loss_fn),
-            [m.name for m in t.metrics], repr(t.schedule), t.base_lrs)
+            [m.name for m in t.metrics], _samples(t.schedule), t.base_lrs)
+
+
+def _samples(schedule: Any) -> Any:
+    """A schedule seen at a few steps (a schedule is a pure function of the step)."""
+    if schedule is None or isinstance(schedule, LRScheduler):
+        return type(schedule).__name__
+    return [float(schedule(t)) for t in (0, 1, 2, 10, 100, 1000, 10000)]
 
 
 def together_problem(trainers: Sequence[Trainer], train: Any, val: Any = None) -> str | None:
@@ -198,6 +205,7 @@ class _Seed:
     micro_batches: int = 0  # micro-batches whose outputs count toward its train metrics
     last_lr: float = math.nan
     step_hooks: dict[str, list[Callback]] = field(default_factory=dict)
+    rng: Tensor | None = None  # the CPU RNG state of its own fit (for its checkpoints)
     weights_each_step: bool = False
     writes_each_step: bool = False
 
@@ -218,7 +226,7 @@ def fit_together(trainers: Sequence[Trainer], train: Any, val: Any = None, *,
     training must be at the same epoch. ``dense=False`` runs every model through vmap (see
     :mod:`optimlab.train.stacked_model`). Raises :class:`NotStackable` when they cannot train
     together (:func:`together_problem`). Afterwards each Trainer holds its own trained model
-    and optimizer state, as after ``fit``.
+    and optimizer state, as after ``fit``. No progress bar is drawn (``progress`` is ignored).
 
     >>> trainers = [Trainer("mlp", optimizer="adam", seed=s) for s in range(8)]
     >>> histories = fit_together(trainers, split.train, split.val, epochs=20, batch_size=64)
@@ -262,9 +270,7 @@ class _Together:
         self.going: list[_Seed] = []
         self.model: StackedModel | None = None
         self.opt: Any = None
-        self.X: Tensor | None = None
-        self.y: Tensor | None = None
-        self.val_X: Tensor | None = None  # the seeds' own validation sets, stacked
+        self.val_same_size = False  # the seeds' own validation sets, of one size
 
     # -- set-up ----------------------------------------------------------------------------
     def fit(self, epochs: int | None, max_steps: int | None,
@@ -351,13 +357,9 @@ class _Together:
         stacked_optim.stack_states([s.trainer.optimizer for s in going],  # type: ignore[misc]
                                    self.opt)
         self.step = self.opt.step_function()
-        if not self.shared_train:
-            self.X = torch.stack([s.batcher.X for s in going])
-            self.y = torch.stack([s.batcher.y for s in going])
         vals = [s.val for s in going if s.val is not None]
-        if not self.shared_val and len(vals) == len(going) and \
-                len({tuple(v.X.shape) for v in vals}) == 1:
-            self.val_X = torch.stack([v.X for v in vals])
+        self.val_same_size = len(vals) == len(going) and \
+            len({tuple(v.X.shape) for v in vals}) == 1
         pen = going[0].trainer.penalty
         self.penalized: list[int] = []
         if pen:
@@ -371,9 +373,14 @@ class _Together:
         t = s.trainer
         t.optimizer.load_state_dict(  # type: ignore[union-attr]
             stacked_optim.seed_state_dict(self.opt, s.slot, t.optimizer))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(t.seed)  # the RNG state of its own fit (nothing draws from it)
+        if s.rng is None:  # the RNG state of its own fit, seeded and then unused (a generator:
+            s.rng = torch.Generator().manual_seed(t.seed).get_state()  # torch.manual_seed
+        outside = torch.get_rng_state()  # also queues the seeding of every CUDA device, ~3 ms)
+        torch.set_rng_state(s.rng)
+        try:
             return t.state_dict()
+        finally:
+            torch.set_rng_state(outside)
 
     # -- one epoch --------------------------------------------------------------------------
     def _batch(self, epoch: int, i: int, perms: Tensor | None) -> tuple[Tensor, Tensor, bool]:
@@ -381,22 +388,26 @@ class _Together:
         those its Batcher gives (its own permutation of the epoch)."""
         b0 = self.going[0].batcher
         size = b0.effective_batch_size
+        rows = slice(i * size, (i + 1) * size)
         if perms is None:  # no shuffling, or one batch of all rows: the same rows for all
             if self.shared_train:
-                return b0.X[i * size:(i + 1) * size], b0.y[i * size:(i + 1) * size], True
-            assert self.X is not None and self.y is not None
-            return (self.X[:, i * size:(i + 1) * size], self.y[:, i * size:(i + 1) * size],
-                    False)
-        idx = perms[:, i * size:(i + 1) * size]
+                return b0.X[rows], b0.y[rows], True
+            return (torch.stack([s.batcher.X[rows] for s in self.going]),
+                    torch.stack([s.batcher.y[rows] for s in self.going]), False)
+        idx = perms[:, rows]
         n = len(self.going)
         if self.shared_train:
             flat = idx.reshape(-1)
             x = b0.X.index_select(0, flat)
             y = b0.y.index_select(0, flat)
             return x.view(n, -1, *x.shape[1:]), y.view(n, -1, *y.shape[1:]), False
-        assert self.X is not None and self.y is not None
-        rows = torch.arange(n, device=idx.device).unsqueeze(1)
-        return self.X[rows, idx], self.y[rows, idx], False
+        # each seed's own training set (a new split per seed): its rows, gathered per seed
+        # (no stacked copy of S datasets)
+        return (torch.stack([s.batcher.X.index_select(0, j) for s, j in zip(self.going, idx,
+                                                                            strict=True)]),
+                torch.stack([s.batcher.y.index_select(0, j) for s, j in zip(self.going, idx,
+                                                                            strict=True)]),
+                False)
 
     def _permutations(self, epoch: int) -> Tensor | None:
         b0 = self.going[0].batcher
@@ -675,7 +686,7 @@ class _Together:
         assert self.model is not None
         out: dict[int, dict[str, float]] = {}
         current = [s for s in seeds if s.active or s.stopped_at == self.updates]
-        if not self.shared_val and self.val_X is None:
+        if not self.shared_val and not self.val_same_size:
             current = []  # validation sets of different sizes: one seed at a time
         for s in seeds:
             if s not in current:
@@ -689,10 +700,9 @@ class _Together:
                 preds = torch.cat([self.model(X[i:i + 4096].to(self.device), True)
                                    for i in range(0, len(X), 4096)], dim=1).float()
             else:
-                X = self.val_X
-                assert X is not None
-                preds = torch.cat([self.model(X[:, i:i + 4096].to(self.device), False)
-                                   for i in range(0, X.shape[1], 4096)], dim=1).float()
+                Xs = [s.val.X for s in self.going]  # type: ignore[union-attr]
+                preds = torch.cat([self.model(torch.stack([X[i:i + 4096] for X in Xs]).to(
+                    self.device), False) for i in range(0, len(Xs[0]), 4096)], dim=1).float()
         finally:
             self.model.train(True)
         for s in current:

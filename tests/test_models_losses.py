@@ -166,3 +166,27 @@ def test_check_targets_accepts_good_targets():
     check_targets("mse", torch.zeros(3, 1), torch.tensor([0.5, 2.0, -1.0]))
     with pytest.raises(ValueError, match="does not fit task 'regression'"):
         check_targets("ce", torch.zeros(3, 4), torch.tensor([0, 1, 2]), task="regression")
+
+
+@pytest.mark.parametrize(("spec", "task", "outputs", "targets"), [
+    ("ce", "multiclass", (4, 6, 5), lambda: torch.randint(0, 5, (4, 6))),
+    ("ce:0.1", "multiclass", (4, 6, 5), lambda: torch.softmax(torch.randn(4, 6, 5), -1)),
+    ("kl_div", "multiclass", (4, 6, 5), lambda: torch.softmax(torch.randn(4, 6, 5), -1)),
+    ("bce", "binary", (4, 6, 1), lambda: torch.randint(0, 2, (4, 6)).double()),
+    ("hinge", "binary", (4, 6, 1), lambda: torch.randint(0, 2, (4, 6, 1)).double()),
+    ("mse", "regression", (4, 6, 3), lambda: torch.randn(4, 6, 3)),
+    ("mae", "regression", (4, 6), lambda: torch.randn(4, 6)),
+    ("huber:0.5", "regression", (4, 6, 2), lambda: torch.randn(4, 6, 2)),
+    ("cosine", "regression", (4, 6, 3), lambda: torch.randn(4, 6, 3)),
+])
+def test_stacked_losses_are_each_batchs_loss(spec, task, outputs, targets):
+    """S batches stacked along a leading dimension: one call gives each batch's own loss."""
+    torch.manual_seed(0)
+    loss = get_loss(spec, task)
+    z = torch.randn(outputs, dtype=torch.float64) * 2
+    y = targets()
+    y = y.double() if y.is_floating_point() else y
+    got = loss.stacked(z, y)
+    assert got.shape == (outputs[0],)
+    for s in range(outputs[0]):
+        assert got[s].item() == pytest.approx(loss(z[s], y[s]).item(), rel=1e-12, abs=1e-14)

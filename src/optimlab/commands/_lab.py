@@ -27,19 +27,21 @@ def console() -> Console:
 
 
 def run_with_progress(spec: StudySpec, db: str, workers: int, quiet: bool,
-                      threads: int | None = None) -> Outcome:
-    """Run the study, showing a progress bar on a terminal and one line per trial otherwise."""
+                      threads: int | None = None, together: bool | None = None) -> Outcome:
+    """Run the study, showing a progress bar on a terminal and one line per trial otherwise.
+    ``together=False``: each seed on its own (``--one-at-a-time``)."""
     total = len(expand(spec))
     err = Console(stderr=True)
     if quiet:
-        return run_study(spec, db, workers=workers, threads=threads)
+        return run_study(spec, db, workers=workers, threads=threads, together=together)
     if not err.is_terminal:
         def line(row: Any, status: str) -> None:
             print(f"  {row.label} (seed {row.seed}): {FINISHED_WORDS.get(status, status)}",
                   file=sys.stderr, flush=True)
 
         print(f"running study {spec.name!r}: {total} trials → {db}", file=sys.stderr, flush=True)
-        return run_study(spec, db, workers=workers, threads=threads, on_trial=line)
+        return run_study(spec, db, workers=workers, threads=threads, on_trial=line,
+                         together=together)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task(safe(spec.name), total=total, last="")
@@ -60,7 +62,7 @@ def run_with_progress(spec: StudySpec, db: str, workers: int, quiet: bool,
         bar.update(task, completed=sum(r.status in FINISHED_WORDS for r in rows
                                        if r.status != "failed"))
         return run_study(spec, db, workers=workers, threads=threads, on_trial=advance,
-                         on_poll=poll)
+                         on_poll=poll, together=together)
 
 
 def _has_study(store: Any, spec: StudySpec) -> bool:
@@ -228,7 +230,9 @@ def run_and_report(spec: StudySpec, args: Any) -> int:
     from optimlab.lab.store import Store
 
     outcome = run_with_progress(spec, args.db, args.workers, quiet=args.json,
-                                threads=args.threads)
+                                threads=args.threads,
+                                together=False if getattr(args, "one_at_a_time", False)
+                                else None)
     with Store(args.db, create=False) as store:
         analysis = analyze(store, spec.name)
     report = write_report_if_possible(args.db, spec.name, args.report, analysis)

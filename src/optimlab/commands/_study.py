@@ -34,7 +34,8 @@ def study_name(text: str) -> str:
 
 
 def add_study_flags(p: argparse.ArgumentParser) -> None:
-    """``--db``, ``--workers``, ``--threads``, ``--device``, ``--json`` (run and compare)."""
+    """``--db``, ``--workers``, ``--threads``, ``--device``, ``--one-at-a-time``, ``--json``
+    (run and compare)."""
     p.add_argument("--db", default="optimlab.db", help="the store file (default optimlab.db)")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="run trials in this many processes (default 1)")
@@ -44,6 +45,9 @@ def add_study_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
                    help="where trials train: cpu, cuda, or auto (cuda when torch sees a GPU); "
                         "default: the spec's device, cpu if it names none")
+    p.add_argument("--one-at-a-time", action="store_true",
+                   help="train each seed on its own (by default the seeds of a configuration "
+                        "train together as one stacked model where they can)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 

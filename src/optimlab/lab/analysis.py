@@ -31,6 +31,7 @@ from typing import Any
 from optimlab.lab import stats, units
 from optimlab.lab.runner import expand
 from optimlab.lab.spec import StudySpec, parse_spec
+from optimlab.lab.stacked import summary as seeds_summary
 from optimlab.lab.store import FINISHED, Store, TrialRow
 from optimlab.lab.words import is_proportion_metric
 from optimlab.train.callbacks.monitoring import metric_mode
@@ -309,7 +310,14 @@ def analyze(store: Store, study: str | None = None, *, monitor: str | None = Non
     summaries = {c.label: c.summary_final for c in configs}
     ranking = stats.rank(summaries, pairs, mode=mode)  # type: ignore[arg-type]
     m = sum(1 for c in corrected if math.isfinite(c.p_value))
-    env = next((r.env for r in rows if r.env), {}) or {}
+    env = dict(next((r.env for r in rows if r.env), {}) or {})
+    trained = seeds_summary([r.env for r in rows])  # together, or one at a time and why
+    if trained is not None:
+        env["seeds"] = trained
+    shared = next((r.env["time"] for r in rows if r.env and "time" in r.env), None)
+    env.pop("time", None)
+    if shared is not None:  # some seeds trained together: what their times mean
+        env["time"] = shared
     return Analysis(study=name, spec=spec, monitor=monitor, mode=mode, baseline=baseline,
                     configs=configs, pairwise=pairs, comparisons=comparisons,
                     target_comparisons=target_comparisons, ranking=ranking, family=max(1, m),

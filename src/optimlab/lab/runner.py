@@ -42,6 +42,7 @@ from optimlab.errors import is_user_error, one_line, save_traceback
 from optimlab.lab.checks import StudyFacts, check_study, resolve_device, updates_per_epoch
 from optimlab.lab.grid import configurations
 from optimlab.lab.spec import StudySpec, parse_spec
+from optimlab.lab.stacked import run_configuration
 from optimlab.lab.store import FINISHED, Store, StoreError, TrialRow
 from optimlab.lab.studydata import StudyData, prepare_data
 from optimlab.lab.trial import build_trainer, environment, monitor_for, run_trial, trial_where
@@ -220,18 +221,36 @@ def _warm_up(spec: StudySpec, data: StudyData, device: str) -> None:
         trainer.evaluate(small)
 
 
+def _siblings(spec: StudySpec, keys: list[str]) -> dict[str, list[str]]:
+    """For each trial key, the keys of the other trials of its configuration and fold (among
+    ``keys``): its other seeds and restarts, which train on the same rows (another fold's
+    training set may have another size)."""
+    wanted = set(keys)
+    by_config: dict[str, list[str]] = {}
+    for t in expand(spec):
+        if t.key in wanted:
+            by_config.setdefault(json.dumps([t.settings, t.fold], sort_keys=True, default=str),
+                                 []).append(t.key)
+    return {k: [o for o in ks if o != k] for ks in by_config.values() for k in ks}
+
+
 def work(db_path: str, spec: StudySpec | dict[str, Any], keys: list[str] | None = None,
          threads: int | None = None,
          on_trial: Callable[[TrialRow, str], None] | None = None, *, run: str | None = None,
          device: str | None = None, on_failure: Callable[[str], None] | None = _print_line,
-         on_warning: Callable[[str], None] | None = _print_line, ready: Any = None) -> int:
+         on_warning: Callable[[str], None] | None = _print_line, ready: Any = None,
+         together: bool | None = None) -> int:
     """Claim and run trials of ``spec`` until none is left; return how many this ran.
 
-    ``on_trial(row, status)`` is called after each trial with its row as stored (``row.error``
-    holds a failure's reason); ``on_failure`` and ``on_warning`` get lines to show the user
-    (stderr by default). ``ready`` is a barrier the workers of one run wait at before their
+    With a trial it claims the other runnable seeds of its configuration and trains them
+    together (:mod:`optimlab.lab.stacked`; ``together=False`` or ``OPTIMLAB_TOGETHER=0``: one
+    at a time). ``on_trial(row, status)`` is called after each trial with its row as stored
+    (``row.error`` holds a failure's reason); ``on_failure`` and ``on_warning`` get lines to
+    show the user (stderr by default), ``on_warning`` also the reason a configuration's seeds
+    train one at a time. ``ready`` is a barrier the workers of one run wait at before their
     first claim.
     """
+    from optimlab.lab.stacked import enabled
     spec = spec if isinstance(spec, StudySpec) else parse_spec(spec)
     run = run or uuid.uuid4().hex[:12]  # a call is one run: what fails in it is not retried
     if keys is None:  # only this spec's trials: others of the study may be on other data
@@ -239,6 +258,9 @@ def work(db_path: str, spec: StudySpec | dict[str, Any], keys: list[str] | None 
     if threads:
         torch.set_num_threads(threads)
     chosen = resolve_device(device or spec.device)
+    siblings = _siblings(spec, keys) if enabled(together) else {}
+    off = None if enabled(together) or len(spec.seed_list) < 2 else \
+        {"seeds": "one at a time: asked for (--one-at-a-time or OPTIMLAB_TOGETHER=0)"}
     ran = 0
     ckpt_root = ckpt_root_for(db_path)
     with Store(db_path) as store:
@@ -254,16 +276,30 @@ def work(db_path: str, spec: StudySpec | dict[str, Any], keys: list[str] | None 
             with contextlib.suppress(threading.BrokenBarrierError):
                 ready.wait(timeout=300)
         while (row := store.claim(study_id, keys, run=run)) is not None:
+            rows, others = [row], list(siblings.get(row.key, []))
+            while others and (more := store.claim(study_id, others, run=run)) is not None:
+                rows.append(more)
+                others.remove(more.key)
+            done: list[tuple[TrialRow, str]] = []
             try:
                 if data_error is not None:
                     raise data_error
-                status = run_trial(store, spec, row, ckpt_root, data, chosen, on_warning)
+                if not siblings.get(row.key):  # one seed, or seeds trained one at a time
+                    done = [(row, run_trial(store, spec, row, ckpt_root, data, chosen,
+                                            on_warning, off))]
+                else:
+                    assert data is not None
+                    done = run_configuration(store, spec, rows, ckpt_root, data, chosen,
+                                             on_warning, on_warning, together)
             except Exception as err:  # a bad trial is recorded; the study goes on
-                status = "failed"
-                _record_failure(store, row, err, on_failure)
-            ran += 1
+                for r in rows:  # those of the unit not recorded yet
+                    if store.trial(r.id).status not in FINISHED:
+                        _record_failure(store, r, err, on_failure)
+                        done.append((r, "failed"))
+            ran += len(done)
             if on_trial is not None:
-                on_trial(store.trial(row.id), status)
+                for r, status in done:
+                    on_trial(store.trial(r.id), status)
     return ran
 
 
@@ -286,8 +322,10 @@ def _record_failure(store: Store, row: TrialRow, err: BaseException,
 
 
 def _work_process(db_path: str, spec_json: dict[str, Any], keys: list[str] | None,
-                  threads: int, run: str, device: str, ready: Any) -> None:
-    work(db_path, spec_json, keys, threads, run=run, device=device, ready=ready)
+                  threads: int, run: str, device: str, ready: Any,
+                  together: bool | None = None) -> None:
+    work(db_path, spec_json, keys, threads, run=run, device=device, ready=ready,
+         together=together)
 
 
 def run_study(spec: StudySpec, db_path: str | os.PathLike[str], *, workers: int = 1,
@@ -295,9 +333,12 @@ def run_study(spec: StudySpec, db_path: str | os.PathLike[str], *, workers: int 
               on_trial: Callable[[TrialRow, str], None] | None = None,
               on_poll: Callable[[dict[str, int]], None] | None = None,
               on_failure: Callable[[str], None] | None = _print_line,
-              on_warning: Callable[[str], None] | None = _print_line) -> Outcome:
+              on_warning: Callable[[str], None] | None = _print_line,
+              together: bool | None = None) -> Outcome:
     """Check ``spec`` against its data, then run every unfinished trial; trials already
-    finished in the store are kept.
+    finished in the store are kept. The seeds of a configuration train together where they
+    can (``together=False``, or ``OPTIMLAB_TOGETHER=0``: one at a time; see
+    :mod:`optimlab.lab.stacked`).
 
     ``threads`` sets torch's intra-op threads per process; by default :func:`choose_threads`
     picks them from the cores, the workers and the size of the models (1 for small ones).
@@ -326,7 +367,7 @@ def run_study(spec: StudySpec, db_path: str | os.PathLike[str], *, workers: int 
         previous = torch.get_num_threads()
         try:
             ran = work(db_path, spec, keys, threads, on_trial, run=run, device=facts.device,
-                       on_failure=on_failure, on_warning=on_warning)
+                       on_failure=on_failure, on_warning=on_warning, together=together)
         finally:
             torch.set_num_threads(previous)
     else:
@@ -334,7 +375,8 @@ def run_study(spec: StudySpec, db_path: str | os.PathLike[str], *, workers: int 
         spec_json = spec.model_dump(mode="json")
         ready = ctx.Barrier(workers)
         procs = [ctx.Process(target=_work_process,
-                             args=(db_path, spec_json, keys, threads, run, facts.device, ready))
+                             args=(db_path, spec_json, keys, threads, run, facts.device, ready,
+                                   together))
                  for _ in range(workers)]
         for p in procs:
             p.start()

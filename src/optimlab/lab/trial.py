@@ -60,8 +60,9 @@ from optimlab.train.callbacks import (
 from optimlab.train.callbacks.monitoring import metric_mode
 from optimlab.train.restarts import restart_seed
 
-__all__ = ["build_trainer", "effect_callbacks", "environment", "monitor_for", "run_trial",
-           "trial_settings", "trial_where"]
+__all__ = ["Bookkeeping", "bookkeeping", "build_trainer", "effect_callbacks", "environment",
+           "final_metrics", "monitor_for", "run_trial", "trial_result", "trial_settings",
+           "trial_where"]
 
 #: the lr a trainer is built with before the range test of ``lr = "find"`` replaces it
 FIND_PLACEHOLDER = 1e-3
@@ -230,24 +231,23 @@ def _usable_checkpoint(path: Path, trainer: Any, warnings: list[str]) -> Path | 
     return path
 
 
-def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
-              data: StudyData | None = None, device: str = "cpu",
-              on_warning: Callable[[str], None] | None = None, *,
-              report: Callable[[int, dict[str, float]], None] | None = None,
-              model: torch.nn.Module | None = None) -> str:
-    """Train one claimed trial and record it (one transaction); return its status.
+@dataclass
+class Bookkeeping:
+    """The callbacks that record a trial without changing it (time to target, per-layer
+    gradients, heartbeat, the driver's per-epoch report, checkpoint) — the same for a trial
+    trained alone or with its seeds."""
 
-    ``report(epoch, logs)``: called after every epoch; raising
-    :class:`~optimlab.train.callbacks.Pruned` ends the trial as ``pruned``. ``model``: train
-    this module instead of the one the settings describe."""
-    started = time.perf_counter()
-    data = data if data is not None else StudyData(spec.data)
-    settings = trial_settings(row.config, model)
-    seed = restart_seed(row.seed, row.restart or 0)
-    split = data.split(row.seed, row.fold)
-    task = split.train.task
-    monitor = settings["monitor"] or monitor_for(spec, task)
-    ckpt_dir = ckpt_root / row.key
+    callbacks: list[Callback]
+    target: TimeToTarget | None
+    grads: GradientMonitor | None
+
+
+def bookkeeping(store: Store, spec: StudySpec, row: TrialRow, settings: dict[str, Any],
+                monitor: str, ckpt_dir: Path,
+                report: Callable[[int, dict[str, float]], None] | None = None) -> Bookkeeping:
+    """Time to target, per-layer gradients (``layer_grads``), heartbeat, ``report`` (an
+    :class:`~optimlab.train.callbacks.EpochReport`) and ``last.pt`` in ``ckpt_dir``, in that
+    order (after the settings' own callbacks)."""
     callbacks: list[Callback] = []
     target_cb = None
     if spec.target is not None:
@@ -261,6 +261,63 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
     if report is not None:
         callbacks.append(EpochReport(report))
     callbacks.append(ModelCheckpoint(ckpt_dir, monitor=monitor, save_best=False))
+    return Bookkeeping(callbacks, target_cb, grads)
+
+
+def trial_result(spec: StudySpec, settings: dict[str, Any], trainer: Any, history: Any,
+                 split: Any, monitor: str, kept: Bookkeeping, warnings: list[str],
+                 wall_time: float, env: dict[str, Any],
+                 lr_find: dict[str, Any] | None = None) -> TrialResult:
+    """What the store records of a trained trial: status, times, the final metrics (of the
+    weights it ends with: :func:`final_metrics`), the best epochs, time to target, the curves,
+    per-layer gradients, the learning-rate range test of ``lr = "find"``."""
+    final = final_metrics(trainer, history, split, settings)
+    best: dict[str, Any] = {}
+    for key, key_mode in ((monitor, metric_mode(monitor)), ("val_loss", "min")):
+        try:
+            epoch, value = history.best(key, key_mode)
+            best[key] = {"epoch": epoch, "value": value}
+        except KeyError:
+            pass
+    target = None
+    target_cb = kept.target
+    if target_cb is not None:
+        target = {"metric": spec.target.metric, "value": spec.target.value,  # type: ignore[union-attr]
+                  "reached": target_cb.reached, "step": target_cb.step,
+                  "seconds": target_cb.seconds, "epoch": target_cb.epoch}
+    layer_grads = [{k: g[k] for k in ("epoch", "mean", "min", "max")}
+                   for g in kept.grads.summary] if kept.grads is not None else []
+    return TrialResult(
+        status=history.status if history.status in FINISHED else "completed",
+        wall_time=wall_time,
+        train_time=sum(e.get("time", 0.0) for e in history.epochs), steps=history.n_steps,
+        stop_step=history.stop_step, reason=history.reason, env=env,
+        final=final, best=best, target=target, epochs=history.epochs,
+        step_rows=history.steps, device=str(trainer.device), layer_grads=layer_grads,
+        warnings=warnings, lr_find=lr_find)
+
+
+def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
+              data: StudyData | None = None, device: str = "cpu",
+              on_warning: Callable[[str], None] | None = None,
+              note: dict[str, Any] | None = None, *,
+              report: Callable[[int, dict[str, float]], None] | None = None,
+              model: torch.nn.Module | None = None) -> str:
+    """Train one claimed trial and record it (one transaction); return its status.
+
+    ``note`` joins its environment record (why its seeds trained one at a time, say).
+    ``report(epoch, logs)``: called after every epoch; raising
+    :class:`~optimlab.train.callbacks.Pruned` ends the trial as ``pruned``. ``model``: train
+    this module instead of the one the settings describe."""
+    started = time.perf_counter()
+    data = data if data is not None else StudyData(spec.data)
+    settings = trial_settings(row.config, model)
+    seed = restart_seed(row.seed, row.restart or 0)
+    split = data.split(row.seed, row.fold)
+    task = split.train.task
+    monitor = settings["monitor"] or monitor_for(spec, task)
+    ckpt_dir = ckpt_root / row.key
+    kept = bookkeeping(store, spec, row, settings, monitor, ckpt_dir, report)
     found = None
     if settings["lr"] == "find":
         found = find_for_trial(lambda lr: build_trainer(spec, {**settings, "lr": lr}, seed,
@@ -268,7 +325,8 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
                                                         model=model),
                                split.train, settings, saved=ckpt_dir / "lr_find.json")
         settings = {**settings, "lr": found.lr}  # no suggestion: a ValueError saying why
-    trainer = build_trainer(spec, settings, seed, split, callbacks, device=device, model=model)
+    trainer = build_trainer(spec, settings, seed, split, kept.callbacks, device=device,
+                            model=model)
     warnings: list[str] = []
     last = _usable_checkpoint(ckpt_dir / "last.pt", trainer, warnings)
     for text in warnings:
@@ -280,29 +338,10 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
                               max_steps=settings["max_steps"],
                               batch_size=settings["batch_size"],
                               drop_last=settings["drop_last"], resume=last)
-    final = final_metrics(trainer, history, split, settings)
-    best: dict[str, Any] = {}
-    for key, key_mode in ((monitor, metric_mode(monitor)), ("val_loss", "min")):
-        try:
-            epoch, value = history.best(key, key_mode)
-            best[key] = {"epoch": epoch, "value": value}
-        except KeyError:
-            pass
-    target = None
-    if target_cb is not None:
-        target = {"metric": spec.target.metric, "value": spec.target.value,  # type: ignore[union-attr]
-                  "reached": target_cb.reached, "step": target_cb.step,
-                  "seconds": target_cb.seconds, "epoch": target_cb.epoch}
-    layer_grads = [{k: g[k] for k in ("epoch", "mean", "min", "max")}
-                   for g in grads.summary] if grads is not None else []
-    store.finish(row.id, TrialResult(
-        status=history.status if history.status in FINISHED else "completed",
-        wall_time=time.perf_counter() - started,
-        train_time=sum(e.get("time", 0.0) for e in history.epochs), steps=history.n_steps,
-        stop_step=history.stop_step, reason=history.reason, env=environment(trainer.device),
-        final=final, best=best, target=target, epochs=history.epochs,
-        step_rows=history.steps, device=str(trainer.device), layer_grads=layer_grads,
-        warnings=warnings, lr_find=found.to_dict() if found is not None else None))
+    store.finish(row.id, trial_result(
+        spec, settings, trainer, history, split, monitor, kept, warnings,
+        time.perf_counter() - started, {**environment(trainer.device), **(note or {})},
+        lr_find=found.to_dict() if found is not None else None))
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the store holds the results
     return history.status
 

@@ -82,6 +82,21 @@ class Loss:
         o, t = _align(self.name, outputs, targets)
         return self._fn(o, t, **self.params)
 
+    def stacked(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """The loss of each of S batches stacked along a new leading dimension: outputs
+        (S, N, …) and targets (S, N, …) give a tensor of S losses whose entry s is
+        ``self(outputs[s], targets[s])`` (the same mean, over rows or elements, per batch), in
+        one call instead of S (seeds trained together, ``optimlab.train.fit_together``)."""
+        s, n = outputs.shape[0], outputs.shape[1]
+        o = outputs.reshape(s * n, *outputs.shape[2:])
+        t = targets.reshape(s * n, *targets.shape[2:])
+        if not _aligned(self.name, o, t):
+            o, t = _align(self.name, o, t)
+        each = _PER_ELEMENT[self.name](o, t, **self.params).reshape(s, -1)
+        if self.name == "kl_div":  # batchmean: the sum over a batch's rows and classes / rows
+            return each.sum(1) / n
+        return each.mean(1)
+
     def __repr__(self) -> str:
         return f"Loss({describe(self.name, self.params)}, task={self.task!r})"
 
@@ -160,6 +175,21 @@ _FUNCTIONS: dict[str, Callable[..., Tensor]] = {
     "ce": _ce,
     "kl_div": _kl_div,
     "cosine": _cosine,
+}
+
+
+#: the same losses before the mean: one value per element (per row for ce, cosine), which
+#: ``Loss.stacked`` averages per batch; each equals its function above with reduction="none"
+_PER_ELEMENT: dict[str, Callable[..., Tensor]] = {
+    "mse": lambda z, y: F.mse_loss(z, y, reduction="none"),
+    "mae": lambda z, y: F.l1_loss(z, y, reduction="none"),
+    "huber": lambda z, y, delta: F.huber_loss(z, y, delta=delta, reduction="none"),
+    "bce": lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction="none"),
+    "hinge": lambda z, y: F.relu(1.0 - torch.where(y > 0, 1.0, -1.0).to(z.dtype) * z),
+    "ce": lambda z, y, label_smoothing: F.cross_entropy(z, y, label_smoothing=label_smoothing,
+                                                        reduction="none"),
+    "kl_div": lambda z, y: F.kl_div(F.log_softmax(z, dim=-1), y, reduction="none"),
+    "cosine": lambda z, y: 1.0 - F.cosine_similarity(z, y, dim=-1),
 }
 
 

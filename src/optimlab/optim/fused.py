@@ -233,14 +233,16 @@ def _eligible(p: Tensor, g: Tensor, state: dict[str, Any], keys: Sequence[str]) 
 
 
 def step(chain: Chain, ctx: Context, grads: list[Tensor], fused: bool | None,
-         name: str) -> bool:
+         name: str, copies: int = 1) -> bool:
     """Run one step of ``chain`` on the tensors of ``ctx`` (one device and dtype), fused where
     ``fused`` says; return False, having changed nothing, when the whole bucket should run the
-    eager chain instead."""
+    eager chain instead. ``copies``: each tensor stacks that many models' tensors, and
+    ``fused=None`` chooses by one model's sizes."""
     n = len(ctx.params)
     if fused is None:  # where it pays: cheap size checks first, before anything else
-        candidates = [i for i in range(n) if ctx.params[i].numel() >= MIN_NUMEL]
-        if not candidates or (sum(ctx.params[i].numel() for i in candidates) < MIN_TOTAL
+        sizes = [p.numel() // copies for p in ctx.params]
+        candidates = [i for i in range(n) if sizes[i] >= MIN_NUMEL]
+        if not candidates or (sum(sizes[i] for i in candidates) < MIN_TOTAL
                               and not _has_torch_kernel(chain, ctx.params[0].device)):
             return False
     else:

@@ -85,6 +85,10 @@ class ChainOptimizer(Optimizer):
         self.name = name
         #: steps skipped because a gradient was NaN/Inf (with ``skip_nonfinite()`` in the chain)
         self.skipped_steps = 0
+        #: how many models' tensors each parameter stacks (seeds trained together,
+        #: :mod:`optimlab.optim.stacked`): ``fused=None`` then chooses by one model's sizes, so
+        #: each model steps as it would alone, however many are stacked
+        self.copies = 1
         defaults = dict(defaults or {})
         defaults.setdefault("lr", 1e-3)
         super().__init__(params, defaults)
@@ -206,7 +210,7 @@ class ChainOptimizer(Optimizer):
                       states=states,
                       param_ids=[ids.get(id(p), -1) for p in params] if ids else [])
         if self.fused is False or not fusion.step(chain, ctx, grads,  # type: ignore[arg-type]
-                                                  self.fused, self.name):
+                                                  self.fused, self.name, self.copies):
             update = chain.update(Update(grads), ctx)  # type: ignore[arg-type]
             update.apply(params)
         for st, t in zip(states, steps, strict=True):

@@ -184,6 +184,29 @@ class Trainer:
         if self.precision == "fp16" and self._scaler is None:
             self._scaler = torch.amp.GradScaler("cuda")
 
+    def prepare(self, train: Data, val: Data | None = None) -> tuple[Dataset, Dataset | None]:
+        """What ``fit`` does before training: build the model, loss, metrics and optimizer for
+        this data (once) and check that the data fits them, with a clear error before any
+        step. Returns the data as datasets. (``fit_together`` prepares each seed's Trainer so.)
+        """
+        train_ds = as_dataset(train, "train")
+        val_ds = as_dataset(val, "val") if val is not None else None
+        self._setup(train_ds)
+        assert self.optimizer is not None
+        self._check_fits(train_ds, "train")
+        if val_ds is not None:
+            self._check_fits(val_ds, "val")
+        if len(self._base_lrs) != len(self.optimizer.param_groups):  # first fit: as configured
+            self._base_lrs = [float(g.get("initial_lr", g["lr"]))
+                              for g in self.optimizer.param_groups]
+        return train_ds, val_ds
+
+    @property
+    def base_lrs(self) -> list[float]:
+        """Each parameter group's learning rate before any schedule or factor (set by
+        :meth:`prepare`; what ``State.base_lrs`` holds during a fit)."""
+        return self._base_lrs
+
     def _build_optimizer(self) -> torch.optim.Optimizer:
         assert self.model is not None
         spec = self.optimizer_spec
@@ -248,13 +271,8 @@ class Trainer:
             check_number("epochs", epochs, low=1, integer=True)
         if max_steps is not None:
             check_number("max_steps", max_steps, low=1, integer=True)
-        train_ds = as_dataset(train, "train")
-        val_ds = as_dataset(val, "val") if val is not None else None
-        self._setup(train_ds)
+        train_ds, val_ds = self.prepare(train, val)
         assert self.model is not None and self.optimizer is not None
-        self._check_fits(train_ds, "train")
-        if val_ds is not None:
-            self._check_fits(val_ds, "val")
         batcher = Batcher(train_ds.X, train_ds.y, batch_size, shuffle=shuffle,
                           drop_last=drop_last, seed=self.seed, device=self.device)
         self.history = History()
@@ -269,9 +287,6 @@ class Trainer:
             max_steps=max_steps, steps_per_epoch=updates_per_epoch, train_data=train_ds,
             val_data=val_ds, scheduler=scheduler, task=self.task, device=self.device,
             evaluate=self.evaluate, score=self.score, trainer_state_dict=self.state_dict)
-        if len(self._base_lrs) != len(self.optimizer.param_groups):  # first fit: as configured
-            self._base_lrs = [float(g.get("initial_lr", g["lr"]))
-                              for g in self.optimizer.param_groups]
         state.base_lrs = self._base_lrs
         self._lr_factor_set = None
         self._amp = _autocast(self.device, self.precision)

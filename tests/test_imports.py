@@ -14,7 +14,7 @@ import optimlab
 SRC = Path(optimlab.__file__).resolve().parent
 
 #: optim → schedules → data/models → train → lab/tune → viz → commands/cli (DESIGN.md)
-LAYER = {"_checks": 0, "errors": 0, "optim": 1, "schedules": 2, "data": 3, "models": 3,
+LAYER = {"_checks": 0, "_lazy": 0, "errors": 0, "optim": 1, "schedules": 2, "data": 3, "models": 3,
          "smoothing": 3, "train": 4, "lab": 5, "tune": 5, "viz": 6, "commands": 7, "cli": 7,
          "__main__": 8}
 

@@ -11,7 +11,9 @@ its line. Everywhere else, modules import what they use at the top.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from optimlab._lazy import lazy_names
 
 __version__ = "0.1.0"
 __all__ = ["History", "Trainer", "__version__", "ewa"]
@@ -23,12 +25,5 @@ if TYPE_CHECKING:
 _LAZY = {"History": "optimlab.train", "Trainer": "optimlab.train", "ewa": "optimlab.smoothing"}
 
 
-def __getattr__(name: str) -> Any:
-    # lazy: the CLI imports this package first, and Trainer/ewa would pull in torch and scipy
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'optimlab' has no attribute {name!r}")
+# lazy: the CLI imports this package first, and Trainer/ewa would pull in torch and scipy
+__getattr__ = lazy_names(__name__, _LAZY)

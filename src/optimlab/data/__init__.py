@@ -13,8 +13,7 @@ an ``(X, y)`` pair, a Batcher or a ``DataLoader`` into what the Trainer iterates
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from optimlab._lazy import lazy_names
 
 #: public name → the module that defines it. Imported on first use (PEP 562), so that listing
 #: the datasets (``optimlab datasets``, spec validation) loads neither torch nor scikit-learn.
@@ -35,12 +34,7 @@ _HOME = {
 __all__ = sorted(_HOME)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module 'optimlab.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"optimlab.data.{_HOME[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, {name: f"optimlab.data.{home}" for name, home in _HOME.items()})
 
 
 def __dir__() -> list[str]:

@@ -10,7 +10,9 @@ from :mod:`optimlab.train.lr_find` without loading torch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from optimlab._lazy import lazy_names
 
 # eager (it loads no torch): the function ``restarts`` must be what ``optimlab.train.restarts``
 # names, not the module of the same name that importing it binds on this package
@@ -30,12 +32,5 @@ _LAZY = {"History": "optimlab.train.history", "LRFindResult": "optimlab.train.lr
          "fit_together": "optimlab.train.stacked", "together_problem": "optimlab.train.stacked"}
 
 
-def __getattr__(name: str) -> Any:
-    # lazy: the CLI registers its commands (and their defaults) without loading torch
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'optimlab.train' has no attribute {name!r}")
+# lazy: the CLI registers its commands (and their defaults) without loading torch
+__getattr__ = lazy_names(__name__, _LAZY)

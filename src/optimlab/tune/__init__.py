@@ -12,7 +12,9 @@ its state; the sampler and the pruner rebuild what they need from there
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from optimlab._lazy import lazy_names
 
 if TYPE_CHECKING:
     from optimlab.tune.search import SearchOutcome, run_search, search
@@ -28,12 +30,5 @@ _LAZY = {"SearchOutcome": "optimlab.tune.search", "run_search": "optimlab.tune.s
          "load_search_spec": "optimlab.tune.spec", "parse_search_spec": "optimlab.tune.spec"}
 
 
-def __getattr__(name: str) -> Any:
-    # lazy: the command line imports optimlab.tune's modules only when a search runs
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'optimlab.tune' has no attribute {name!r}")
+# lazy: the command line imports optimlab.tune's modules only when a search runs
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -134,6 +134,29 @@ class Transform:
         return f"{type(self).__name__}({fields})"
 
 
+class ScaleTransform(Transform):
+    """A piece that multiplies each tensor's update by a number of the step and the group:
+    update_i = f_i · update_i. It folds into the chain's final scalar (``fusion = "scale"``);
+    subclasses give :meth:`factors`."""
+
+    fusion: ClassVar[Fusion] = "scale"
+
+    def factors(self, ctx: Context) -> list[float]:
+        """f_i for each of ``ctx.params``."""
+        raise NotImplementedError
+
+    def update(self, u: Update, ctx: Context) -> Update:
+        return u.mul(self.factors(ctx))
+
+    def scalars(self, ctx: Context) -> list[Sequence[float]]:
+        return [(f,) for f in self.factors(ctx)]
+
+    @staticmethod
+    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
+              state: dict[str, Tensor]) -> None:
+        lane.u = lane.u * s[0]
+
+
 class Chain(Transform):
     """Transforms applied one after another; itself a transform, so chains nest."""
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from optimlab._checks import check_choice, check_number
-from optimlab.optim.base import Context, Lane, Slots, Transform
+from optimlab.optim.base import Context, Lane, ScaleTransform, Slots, Transform
 from optimlab.optim.update import Update, pick, runs
 
 
@@ -160,7 +160,7 @@ class Nesterov(Transform):
         return u.replace(list(out), owned=True)
 
 
-class BiasCorrection(Transform):
+class BiasCorrection(ScaleTransform):
     """Bias correction of a zero-started average:  v̂_t = v_t / (1 − β^t).
 
     Early on β^t is large and the division lifts v_t to the scale of the data (v̂_1 = g_1);
@@ -172,21 +172,8 @@ class BiasCorrection(Transform):
         super().__init__()
         self.beta = beta
 
-    fusion = "scale"
-
-    def _factors(self, ctx: Context) -> list[float]:
+    def factors(self, ctx: Context) -> list[float]:
         return [1.0 / (1.0 - self.beta**t) for t in ctx.steps]
-
-    def update(self, u: Update, ctx: Context) -> Update:
-        return u.mul(self._factors(ctx))
-
-    def scalars(self, ctx: Context) -> list[Sequence[float]]:
-        return [(f,) for f in self._factors(ctx)]
-
-    @staticmethod
-    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
-              state: dict[str, Tensor]) -> None:
-        lane.u = lane.u * s[0]
 
 
 class NadamMomentum(Transform):

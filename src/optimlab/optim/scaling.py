@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from optimlab._checks import check_choice, check_number
-from optimlab.optim.base import Context, Lane, Slots, Transform
+from optimlab.optim.base import Context, Lane, ScaleTransform, Slots, Transform
 from optimlab.optim.moments import _zeros, check_beta
 from optimlab.optim.update import Update
 
@@ -318,7 +318,7 @@ class Sign(Transform):
         lane.u = torch.sign(lane.u)
 
 
-class ScaleByLr(Transform):
+class ScaleByLr(ScaleTransform):
     """Scale by the learning rate, turning a direction into a step:  update = −α · update.
 
     With ``lr=None`` (the default) α is the parameter group's ``lr``, so per-group rates and
@@ -331,24 +331,17 @@ class ScaleByLr(Transform):
         super().__init__()
         self.lr = lr
 
-    fusion = "scale"
-
     def _factor(self, ctx: Context) -> float:
         return -(ctx.lr if self.lr is None else self.lr)
 
+    def factors(self, ctx: Context) -> list[float]:
+        return [self._factor(ctx)] * len(ctx.params)
+
     def update(self, u: Update, ctx: Context) -> Update:
-        return u.mul(self._factor(ctx))
-
-    def scalars(self, ctx: Context) -> list[Sequence[float]]:
-        return [(self._factor(ctx),)] * len(ctx.params)
-
-    @staticmethod
-    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
-              state: dict[str, Tensor]) -> None:
-        lane.u = lane.u * s[0]
+        return u.mul(self._factor(ctx))  # one number for every tensor
 
 
-class Scale(Transform):
+class Scale(ScaleTransform):
     """Multiply the update by a constant:  update = factor · update."""
 
     def __init__(self, factor: float) -> None:
@@ -356,21 +349,14 @@ class Scale(Transform):
         super().__init__()
         self.factor = factor
 
-    fusion = "scale"
+    def factors(self, ctx: Context) -> list[float]:
+        return [self.factor] * len(ctx.params)
 
     def update(self, u: Update, ctx: Context) -> Update:
-        return u.mul(self.factor)
-
-    def scalars(self, ctx: Context) -> list[Sequence[float]]:
-        return [(self.factor,)] * len(ctx.params)
-
-    @staticmethod
-    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
-              state: dict[str, Tensor]) -> None:
-        lane.u = lane.u * s[0]
+        return u.mul(self.factor)  # one number for every tensor
 
 
-class LrDecay(Transform):
+class LrDecay(ScaleTransform):
     """Inverse-time decay by step inside the optimizer, as torch.optim.Adagrad's ``lr_decay``:
 
         update = update / (1 + (t − 1) · k)
@@ -381,23 +367,11 @@ class LrDecay(Transform):
         super().__init__()
         self.decay = decay
 
-    fusion = "scale"
-
-    def _factors(self, ctx: Context) -> list[float]:
+    def factors(self, ctx: Context) -> list[float]:
         return [1.0 / (1.0 + (t - 1) * self.decay) for t in ctx.steps]
 
     def update(self, u: Update, ctx: Context) -> Update:
-        if not self.decay:
-            return u
-        return u.mul(self._factors(ctx))
-
-    def scalars(self, ctx: Context) -> list[Sequence[float]]:
-        return [(f,) for f in self._factors(ctx)]
-
-    @staticmethod
-    def fused(structure: tuple[Any, ...], lane: Lane, s: Slots,
-              state: dict[str, Tensor]) -> None:
-        lane.u = lane.u * s[0]
+        return super().update(u, ctx) if self.decay else u
 
 
 def scale_by_rms(beta: float = 0.999, eps: float = 1e-8, *, eps_inside: bool = False,

@@ -1,13 +1,18 @@
-"""One trial: build its trainer from the settings, resume it if it can, train it, record it.
+"""One trial: its identity, its trainer, and training it into a result that others record.
 
-:func:`build_trainer` turns a configuration's settings into a :class:`~optimlab.train.Trainer`:
-the model for the data, the optimizer, the schedule (relative to ``lr``, scaled by the linear
-scaling rule) and the callbacks the settings ask for (early stopping, reduce-on-plateau, SWA,
-EMA, snapshot ensembles). :func:`run_trial` adds the bookkeeping (time to target, per-layer
-gradients, heartbeat, checkpoint), resumes from the trial's checkpoint when it is usable — an
-unreadable or foreign one is set aside with a warning — and stores the result in one
-transaction: the metrics of the weights the trial ends with (the restored best epoch, the SWA or
-EMA average, the snapshot ensemble).
+A :class:`Trial` is (configuration, seed) under a stable key. :func:`build_trainer` turns a
+configuration's settings into a :class:`~optimlab.train.Trainer`: the model for the data, the
+optimizer, the schedule (relative to ``lr``, scaled by the linear scaling rule) and the callbacks
+the settings ask for (early stopping, reduce-on-plateau, SWA, EMA, snapshot ensembles).
+
+:func:`train_trial` is the compute side of the lab — a plain function of (spec, trial,
+checkpoint folder, per-epoch report) that never touches the store: it adds the bookkeeping (time
+to target, per-layer gradients, an epoch checkpoint), resumes from the trial's checkpoint when it
+is usable — an unreadable or foreign one is set aside with a warning — trains, and returns a
+:class:`~optimlab.lab.store.TrialResult` with the metrics of the weights the trial ends with (the
+restored best epoch, the SWA or EMA average, the snapshot ensemble). It runs wherever an executor
+puts it (this process, a worker process, a Ray task); the driver records the result
+(:func:`record_trial`, one transaction) and is the store's only writer.
 """
 
 from __future__ import annotations
@@ -43,7 +48,30 @@ from optimlab.train.callbacks import (
 )
 from optimlab.train.callbacks.monitoring import metric_mode
 
-__all__ = ["build_trainer", "effect_callbacks", "environment", "monitor_for", "run_trial"]
+__all__ = ["Report", "Trial", "TrialStopped", "build_trainer", "effect_callbacks", "environment",
+           "monitor_for", "record_trial", "run_trial", "train_trial"]
+
+#: what a running trial calls after each epoch (once its checkpoint is written):
+#: ``report(epoch, logs)`` with the epoch's record; raising stops the trial (pruning)
+Report = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One unit of a study: a configuration's settings and a seed, under a stable key."""
+
+    key: str
+    label: str
+    settings: dict[str, Any]
+    seed: int
+
+    @classmethod
+    def from_row(cls, row: TrialRow) -> Trial:
+        return cls(row.key, row.label, row.config, row.seed)
+
+
+class TrialStopped(Exception):
+    """Raised inside a trial whose report was answered "stop" by the driver."""
 
 
 def monitor_for(spec: StudySpec, task: str) -> str:
@@ -53,14 +81,16 @@ def monitor_for(spec: StudySpec, task: str) -> str:
     return "val_accuracy" if task in ("binary", "multiclass") else "val_loss"
 
 
-class _Heartbeat(Callback):
-    """Tells the store every epoch that this trial's process is alive."""
+class _Reporter(Callback):
+    """Calls ``report(epoch, logs)`` once each epoch is closed (tells the driver this trial is
+    alive, shows progress, and lets it stop the trial)."""
 
-    def __init__(self, store: Store, trial_id: int) -> None:
-        self.store, self.trial_id = store, trial_id
+    def __init__(self, report: Report | None) -> None:
+        self.report = report
 
-    def on_epoch_end(self, state: Any) -> None:
-        self.store.heartbeat(self.trial_id)
+    def on_epoch_close(self, state: Any) -> None:
+        if self.report is not None:
+            self.report(state.epoch, dict(state.logs))
 
 
 @dataclass(frozen=True)
@@ -84,7 +114,7 @@ def environment(device: torch.device) -> dict[str, Any]:
             "numpy": numpy.__version__, "scikit-learn": sklearn.__version__,
             "optimlab": optimlab.__version__, "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
-            "host": socket.gethostname(), "device": str(device),
+            "host": socket.gethostname(), "pid": os.getpid(), "device": str(device),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             "threads": torch.get_num_threads()}
 
@@ -183,18 +213,23 @@ def _usable_checkpoint(path: Path, trainer: Any, warnings: list[str]) -> Path | 
     return path
 
 
-def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
-              data: StudyData | None = None, device: str = "cpu",
-              on_warning: Callable[[str], None] | None = None) -> str:
-    """Train one claimed trial and record it (one transaction); return its status."""
+def train_trial(spec: StudySpec, trial: Trial, ckpt_dir: Path, report: Report | None = None,
+                *, data: StudyData | None = None, device: str = "cpu",
+                on_warning: Callable[[str], None] | None = None) -> TrialResult:
+    """Train one trial and return its result; write nothing but its checkpoint folder.
+
+    ``ckpt_dir`` holds the trial's epoch checkpoint (``last.pt``): a run that finds a usable
+    one there continues from it, exactly. ``report(epoch, logs)`` is called after each epoch,
+    once the checkpoint is written; an exception it raises ends the trial and propagates.
+    Warnings (a checkpoint set aside) go to ``on_warning`` as they happen and into the result.
+    """
     started = time.perf_counter()
     data = data if data is not None else StudyData(spec.data)
-    settings = TrainSpec.model_validate(row.config).model_dump()
-    seed = row.seed
+    settings = TrainSpec.model_validate(trial.settings).model_dump()
+    seed = trial.seed
     split = data.split(seed)
     task = split.train.task
     monitor = settings["monitor"] or monitor_for(spec, task)
-    ckpt_dir = ckpt_root / row.key
     callbacks: list[Callback] = []
     target_cb = None
     if spec.target is not None:
@@ -204,14 +239,14 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
     if settings["layer_grads"]:
         grads = GradientMonitor(vanishing=None, exploding=None, record=False)
         callbacks.append(grads)
-    callbacks.append(_Heartbeat(store, row.id))
     callbacks.append(ModelCheckpoint(ckpt_dir, monitor=monitor, save_best=False))
+    callbacks.append(_Reporter(report))  # after the checkpoint: a report follows its epoch's save
     trainer = build_trainer(spec, settings, seed, split, callbacks, device=device)
     warnings: list[str] = []
     last = _usable_checkpoint(ckpt_dir / "last.pt", trainer, warnings)
     for text in warnings:
         if on_warning is not None:
-            on_warning(f"{row.label} (seed {seed}): {text}")
+            on_warning(f"{trial.label} (seed {seed}): {text}")
     history = trainer.fit(split.train, split.val, epochs=settings["epochs"],
                           max_steps=settings["max_steps"], batch_size=settings["batch_size"],
                           drop_last=settings["drop_last"], resume=last)
@@ -230,16 +265,34 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
                   "seconds": target_cb.seconds, "epoch": target_cb.epoch}
     layer_grads = [{k: g[k] for k in ("epoch", "mean", "min", "max")}
                    for g in grads.summary] if grads is not None else []
-    store.finish(row.id, TrialResult(
+    return TrialResult(
         status=history.status if history.status in FINISHED else "completed",
         wall_time=time.perf_counter() - started,
         train_time=sum(e.get("time", 0.0) for e in history.epochs), steps=history.n_steps,
         stop_step=history.stop_step, reason=history.reason, env=environment(trainer.device),
         final=final, best=best, target=target, epochs=history.epochs,
         step_rows=history.steps, device=str(trainer.device), layer_grads=layer_grads,
-        warnings=warnings))
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the store holds the results
-    return history.status
+        warnings=warnings)
+
+
+def record_trial(store: Store, row: TrialRow, result: TrialResult, ckpt_dir: Path) -> None:
+    """Store a finished trial (one transaction), then remove its checkpoint folder: from then
+    on the store holds its results. The driver's half of a trial."""
+    store.finish(row.id, result)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+
+
+def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
+              data: StudyData | None = None, device: str = "cpu",
+              on_warning: Callable[[str], None] | None = None) -> str:
+    """Train one claimed trial in this process, telling the store every epoch that it is
+    alive, and record it; return its status (:func:`train_trial` + :func:`record_trial`)."""
+    ckpt_dir = ckpt_root / row.key
+    result = train_trial(spec, Trial.from_row(row), ckpt_dir,
+                         lambda epoch, logs: store.heartbeat(row.id), data=data, device=device,
+                         on_warning=on_warning)
+    record_trial(store, row, result, ckpt_dir)
+    return result.status
 
 
 def _final(trainer: Any, history: Any, split: Any, settings: dict[str, Any]) -> dict[str, float]:

@@ -154,3 +154,30 @@ def test_storage_holds_the_checkpoints_elsewhere(tmp_path) -> None:
                     on_report=on_report)
     assert out.counts == {"completed": 2} and seen and all(seen)
     assert not (tmp_path / "s.db.ckpt").exists() and not storage.exists()  # cleaned up
+
+
+def test_a_search_adds_trials_as_results_come_in(tmp_path) -> None:
+    """The interface a search (``optimlab tune``) drives: ``work`` with ``keys`` as a callable
+    runs the trials registered from ``on_trial`` in the same call, on any executor."""
+    from optimlab.lab.checks import check_study
+    from optimlab.lab.runner import expand, register_study, work
+
+    db = tmp_path / "s.db"
+    spec = check_study(parse_spec(small(seeds=1)))[0]
+    first, second = expand(spec)
+    with Store(db) as store:
+        study_id = register_study(store, spec)[0]
+        store.conn.execute("DELETE FROM trials WHERE key = ?", (second.key,))  # not asked yet
+    keys = [first.key]
+    told: list[tuple[str, str]] = []
+
+    def on_trial(row, status) -> None:  # type: ignore[no-untyped-def]
+        told.append((row.label, status))
+        if row.key == first.key:  # "ask" the next configuration
+            with Store(db) as store:
+                store.add_trials(study_id, [(second.key, second.label, second.settings,
+                                             second.seed)])
+            keys.append(second.key)
+
+    assert work(str(db), spec, lambda: keys, on_trial=on_trial) == 2
+    assert told == [("sgd", "completed"), ("adam", "completed")]

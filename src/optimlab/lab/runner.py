@@ -27,7 +27,7 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,20 +190,26 @@ def make_executor(name: str | Executor = "local", *, workers: int = 1,
     raise UserError(f"executor={name!r} is not known; choose from {', '.join(EXECUTORS)}")
 
 
-def work(db_path: str, spec: StudySpec | dict[str, Any], keys: list[str] | None = None,
+def work(db_path: str, spec: StudySpec | dict[str, Any],
+         keys: Sequence[str] | Callable[[], Sequence[str]] | None = None,
          threads: int | None = None,
          on_trial: Callable[[TrialRow, str], None] | None = None, *, run: str | None = None,
          device: str | None = None, on_failure: Callable[[str], None] | None = print_line,
          on_warning: Callable[[str], None] | None = print_line,
          executor: Executor | None = None, storage: str | os.PathLike[str] | None = None,
          on_report: Callable[[TrialRow, int, dict[str, float]], None] | None = None,
+         on_stopped: Callable[..., str] | None = None,
          on_poll: Callable[[dict[str, int]], None] | None = None) -> int:
     """Claim and run trials of ``spec`` until none is left; return how many this ran.
 
-    Trials train in ``executor`` (this process by default) and are recorded here.
-    ``on_trial(row, status)`` is called after each trial with its row as stored (``row.error``
-    holds a failure's reason); ``on_failure`` and ``on_warning`` get lines to show the user
-    (stderr by default); ``on_report(row, epoch, logs)`` each epoch of a running trial.
+    Trials train in ``executor`` (this process by default; see :func:`make_executor`) and are
+    recorded here, by this process alone. ``keys`` limits the trials to those keys (default:
+    the spec's); a callable is asked again after each trial, so a search can register trials
+    as it goes. ``on_trial(row, status)`` is called after each trial with its row as stored
+    (``row.error`` holds a failure's reason); ``on_failure`` and ``on_warning`` get lines to
+    show the user (stderr by default); ``on_report(row, epoch, logs)`` each epoch of a running
+    trial — raising there stops the trial, which ``on_stopped(store, row, err, on_failure)``
+    records (default: as failed; see :func:`optimlab.lab.executors.drive`).
     """
     spec = spec if isinstance(spec, StudySpec) else parse_spec(spec)
     run = run or uuid.uuid4().hex[:12]  # a call is one run: what fails in it is not retried
@@ -215,7 +221,8 @@ def work(db_path: str, spec: StudySpec | dict[str, Any], keys: list[str] | None 
     job = Job(spec, Path(storage) if storage is not None else ckpt_root_for(db_path), threads,
               chosen, reports=on_report is not None)
     return drive(executor, db_path, job, keys, run=run, on_trial=on_trial, on_report=on_report,
-                 on_failure=on_failure, on_warning=on_warning, on_poll=on_poll)
+                 on_stopped=on_stopped, on_failure=on_failure, on_warning=on_warning,
+                 on_poll=on_poll)
 
 
 def run_study(spec: StudySpec, db_path: str | os.PathLike[str], *, workers: int = 1,

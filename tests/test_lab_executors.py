@@ -73,6 +73,10 @@ def test_reports_reach_the_driver_each_epoch_and_can_stop_a_trial(tmp_path) -> N
                 [v for (lab, s, _, v) in seen if (lab, s) == ("sgd", 0)]
         assert lines == ["  adam (seed 1) FAILED: optimlab.errors.UserError: pruned: adam seed 1 "
                          "is not promising"]
+        # each configuration's seeds were one unit, trained together in one worker; the stop
+        # ended adam seed 1 alone, its stacked sibling went on
+        assert {r.env["seeds"] for r in rows if r.env} == {"2 trained together"}
+        assert len({r.env["pid"] for r in rows if r.label == "sgd"}) == 1
         results[name] = finals(db)
     assert results["one"] == results["two"]
 

@@ -79,6 +79,36 @@ def test_a_study_on_ray_gives_the_local_results_and_streams_reports(cluster, tmp
     assert os.getpid() not in {r.env["pid"] for r in rows if r.env}  # Ray workers trained
     assert next(r for r in rows if r.status == "failed").error.endswith(
         "pruned at its first epoch")
+    # each configuration's 2 seeds were one unit, one Ray task, trained as one stacked model
+    assert {r.env["seeds"] for r in rows if r.env} == {"2 trained together"}
+    assert len({r.env["pid"] for r in rows if r.label == "sgd"}) == 1
+
+
+def test_on_ray_seeds_train_one_at_a_time_when_asked_or_when_they_cannot(cluster,
+                                                                         tmp_path) -> None:
+    """The one-at-a-time path on Ray: asked for (each trial its own task), or a configuration
+    that cannot be stacked (plateau: one task trains its seeds one after another) — the reason
+    said once by the driver and kept in each trial's environment."""
+    spec = parse_spec({**small(epochs=2), "axes": {"plateau": [None, {"patience": 1}]},
+                       "baseline": None})
+    notes: list[str] = []
+    out = run_study(spec, tmp_path / "t.db", executor="ray", on_warning=notes.append)
+    assert out.counts == {"completed": 4}
+    with Store(tmp_path / "t.db") as store:
+        envs = {(r.label, r.seed): r.env["seeds"] for r in store.trials(store.study()[0])}
+    plain, plateau = sorted({label for label, _ in envs})
+    assert envs[(plain, 0)] == envs[(plain, 1)] == "2 trained together"
+    assert envs[(plateau, 0)].startswith("one at a time") and "ReduceLROnPlateau" in \
+        envs[(plateau, 0)]
+    assert [n for n in notes if "one at a time" in n] == [
+        f"  {plateau}: its seeds train one at a time: "
+        f"{envs[(plateau, 0)].removeprefix('one at a time: ')}"]
+    out = run_study(parse_spec(small(epochs=1)), tmp_path / "a.db", executor="ray",
+                    together=False)
+    assert out.counts == {"completed": 4}
+    with Store(tmp_path / "a.db") as store:
+        rows = store.trials(store.study()[0])
+    assert all(r.env["seeds"].startswith("one at a time: asked") for r in rows)
 
 
 def _ray_trial_workers() -> list[int]:
@@ -170,11 +200,18 @@ def test_a_driver_killed_and_started_again_loses_nothing_and_repeats_nothing(clu
     assert 2 <= done < 6, "the kill should land mid-study"
     out = run_study(parse_spec(spec), db, executor="ray", storage=storage)
     assert out.counts == {"completed": 6}
-    assert finals(db) == finals(tmp_path / "local.db")
+    # a configuration's 3 seeds are one unit, trained together: a resume that regroups them
+    # (a kill between two seeds' checkpoint writes) changes the kernels' rounding only
+    got, expected = finals(db), finals(tmp_path / "local.db")
+    assert got.keys() == expected.keys()
+    for key, (status, final) in expected.items():
+        assert got[key][0] == status and got[key][1].keys() == final.keys()
+        for name, value in final.items():
+            assert got[key][1][name] == pytest.approx(value, rel=1e-5, abs=1e-9), (key, name)
     with Store(db) as store:
         rows = store.trials(store.study()[0])
     assert all(r.attempts <= 2 for r in rows)
-    assert sum(r.attempts for r in rows) <= 6 + 2  # at most the two trials in flight ran twice
+    assert sum(r.attempts for r in rows) <= 6 + 6  # at most the two units in flight ran twice
     assert out.ran == 6 - done  # every finished trial kept, none trained again
 
 

@@ -86,10 +86,11 @@ def add_executor_flags(p: argparse.ArgumentParser) -> None:
                    help="the trials' epoch checkpoints (default DB.ckpt); with Ray on several "
                         "machines, a folder every node reaches at the same path")
     p.add_argument("--num-cpus", type=positive_float, default=None,
-                   help="with --executor ray: CPUs per trial (default: the spec's [resources], "
-                        "else 1)")
+                   help="with --executor ray: CPUs per task (a trial, or the seeds of one "
+                        "configuration trained together; default: the spec's [resources], else "
+                        "1)")
     p.add_argument("--num-gpus", type=non_negative_float, default=None,
-                   help="with --executor ray: GPUs per trial (default: the spec's [resources], "
+                   help="with --executor ray: GPUs per task (default: the spec's [resources], "
                         "else 1 with --device cuda, else 0)")
 
 

@@ -179,9 +179,10 @@ def compute(job: Job, unit: Unit,
                 except Exception as err:  # a bad trial is recorded by the driver
                     out.append(outcome(err))
             return out
-        results = _stacked.train_configuration(job.spec, unit.trials,
+        results = _stacked.train_configuration(job.spec, unit.trials,  # the driver chose
                                                [Path(d) for d in unit.ckpt_dirs], data,
-                                               job.device, [told(i) for i in range(n)])
+                                               job.device, [told(i) for i in range(n)],
+                                               together=True)
         return [outcome(r) for r in results]
     except Exception as err:  # a bad unit is recorded by the driver; the study goes on
         return [outcome(err)] * n

@@ -4,7 +4,8 @@
 starts N worker processes (``spawn``); each sets its torch threads, loads the study's data once
 and warms up, then says it is ready; once all are ready, the driver hands each one unit at a
 time over a pipe and gets the unit's outcomes (one per trial) — and, when the driver wants them,
-its trials' per-epoch reports, each answered "go" or "stop" — back on the same pipe. Workers never open the store.
+its trials' per-epoch reports, each answered "go" or "stop" — back on the same pipe. Workers
+never open the store.
 
 A worker that dies mid-trial (killed, out of memory) is replaced, and its unit is started again
 in the new worker from its last epoch checkpoint, at most :data:`~optimlab.lab.executors.RETRIES`

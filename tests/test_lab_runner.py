@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from optimlab.errors import UserError
-from optimlab.lab import runner
+from optimlab.lab import runner, trial
 from optimlab.lab.checks import check_study
 from optimlab.lab.runner import choose_threads, expand, register_study, run_study, work
 from optimlab.lab.spec import parse_spec
@@ -133,14 +133,14 @@ def test_data_changed_under_a_running_study_fails_its_trials_clearly(tmp_path) -
 
 # -- failures -----------------------------------------------------------------------------------
 def _failing(monkeypatch: pytest.MonkeyPatch, label: str, error: Exception) -> None:
-    real = runner.run_trial
+    real = trial.train_trial
 
-    def run_trial(store, spec, row, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if row.label == label:
+    def train_trial(spec, unit, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if unit.label == label:
             raise error
-        return real(store, spec, row, *args, **kwargs)
+        return real(spec, unit, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "run_trial", run_trial)
+    monkeypatch.setattr(trial, "train_trial", train_trial)
 
 
 def test_a_failed_trial_is_reported_not_retried_in_its_run_and_retried_after_a_fix(
@@ -232,9 +232,11 @@ def test_the_first_trial_of_a_worker_does_not_pay_its_start_up(tmp_path) -> None
     spec = parse_spec(small(seeds=3))
     run_study(spec, tmp_path / "w.db", workers=2)
     done = rows(tmp_path / "w.db")
-    assert len({r.pid for r in done}) == 2 and os.getpid() not in {r.pid for r in done}
-    for pid in {r.pid for r in done}:
-        mine = sorted((r for r in done if r.pid == pid), key=lambda r: r.started)
+    workers = {r.env["pid"] for r in done}  # where each trained; the driver claimed them all
+    assert len(workers) == 2 and os.getpid() not in workers
+    assert {r.pid for r in done} == {os.getpid()}
+    for pid in workers:
+        mine = sorted((r for r in done if r.env["pid"] == pid), key=lambda r: r.started)
         rest = sorted(r.wall_time for r in mine[1:])
         if rest:
             assert mine[0].wall_time < max(0.5, 4 * rest[len(rest) // 2]), \

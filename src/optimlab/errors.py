@@ -57,10 +57,14 @@ def log_dir() -> Path:
     return Path(os.environ.get("OPTIMLAB_LOG_DIR") or tempfile.gettempdir())
 
 
-def save_traceback(err: BaseException, context: str = "") -> Path | None:
-    """Write ``err``'s traceback, the command line and the versions to a new log file; return
-    its path (None if no log file could be written)."""
-    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+def save_traceback(err: BaseException | None, context: str = "", *,
+                   text: str | None = None) -> Path | None:
+    """Write ``err``'s traceback (or ``text``, a traceback formatted in another process), the
+    command line and the versions to a new log file; return its path (None if no log file
+    could be written)."""
+    if text is None:
+        assert err is not None, "give the exception or its formatted traceback"
+        text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
     try:
         from importlib.metadata import version
 

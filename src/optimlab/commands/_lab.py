@@ -27,21 +27,24 @@ def console() -> Console:
 
 
 def run_with_progress(spec: StudySpec, db: str, workers: int, quiet: bool,
-                      threads: int | None = None, together: bool | None = None) -> Outcome:
+                      threads: int | None = None, **options: Any) -> Outcome:
     """Run the study, showing a progress bar on a terminal and one line per trial otherwise.
-    ``together=False``: each seed on its own (``--one-at-a-time``)."""
+    ``options`` go to ``run_study`` (the executor and its settings; ``together=False``: each
+    seed on its own, ``--one-at-a-time``)."""
     total = len(expand(spec))
     err = Console(stderr=True)
     if quiet:
-        return run_study(spec, db, workers=workers, threads=threads, together=together)
+        return run_study(spec, db, workers=workers, threads=threads, **options)
     if not err.is_terminal:
         def line(row: Any, status: str) -> None:
             print(f"  {row.label} (seed {row.seed}): {FINISHED_WORDS.get(status, status)}",
                   file=sys.stderr, flush=True)
 
-        print(f"running study {spec.name!r}: {total} trials → {db}", file=sys.stderr, flush=True)
-        return run_study(spec, db, workers=workers, threads=threads, on_trial=line,
-                         together=together)
+        where = f" on {options['executor']}" if options.get("executor", "local") != "local" \
+            else ""
+        print(f"running study {spec.name!r}{where}: {total} trials → {db}", file=sys.stderr,
+              flush=True)
+        return run_study(spec, db, workers=workers, threads=threads, on_trial=line, **options)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task(safe(spec.name), total=total, last="")
@@ -50,6 +53,9 @@ def run_with_progress(spec: StudySpec, db: str, workers: int, quiet: bool,
             bar.update(task, advance=1,
                        last=f"{safe(row.label)} seed {row.seed}: "
                             f"{FINISHED_WORDS.get(status, status)}")
+
+        def epoch(row: Any, number: int, logs: dict[str, float]) -> None:
+            bar.update(task, last=f"{safe(row.label)} seed {row.seed}: epoch {number + 1}")
 
         def poll(counts: dict[str, int]) -> None:
             done = sum(v for k, v in counts.items() if k in FINISHED_WORDS)
@@ -62,7 +68,7 @@ def run_with_progress(spec: StudySpec, db: str, workers: int, quiet: bool,
         bar.update(task, completed=sum(r.status in FINISHED_WORDS for r in rows
                                        if r.status != "failed"))
         return run_study(spec, db, workers=workers, threads=threads, on_trial=advance,
-                         on_poll=poll, together=together)
+                         on_report=epoch, on_poll=poll, **options)
 
 
 def _has_study(store: Any, spec: StudySpec) -> bool:
@@ -226,13 +232,14 @@ def write_report_if_possible(db: str, study: str, out: str | None,
 def run_and_report(spec: StudySpec, args: Any) -> int:
     """What ``compare`` and ``run`` do with a validated spec: run the unfinished trials, analyse,
     write the report, print the ranking (or JSON). Exit 1 if a trial failed, else 0."""
+    from optimlab.commands._study import executor_options
     from optimlab.lab.analysis import analyze
     from optimlab.lab.store import Store
 
     outcome = run_with_progress(spec, args.db, args.workers, quiet=args.json,
                                 threads=args.threads,
                                 together=False if getattr(args, "one_at_a_time", False)
-                                else None)
+                                else None, **executor_options(args))
     with Store(args.db, create=False) as store:
         analysis = analyze(store, spec.name)
     report = write_report_if_possible(args.db, spec.name, args.report, analysis)

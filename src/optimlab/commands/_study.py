@@ -51,6 +51,83 @@ def add_study_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0 (``--num-cpus 0.5``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a number ≥ 0 (``--num-gpus 0``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number ≥ 0")
+    return value
+
+
+def add_executor_flags(p: argparse.ArgumentParser) -> None:
+    """``--executor``, ``--address``, ``--storage``, ``--num-cpus``, ``--num-gpus`` (run and
+    tune): where trials train (:func:`executor_options` reads them back)."""
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where trials train: local processes (--workers), or ray: Ray tasks on "
+                        "a cluster (pip install -e \".[ray]\")")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: the cluster to join (auto: the one this machine "
+                        "belongs to; ray://host:10001); default: start a local one")
+    p.add_argument("--storage", default=None, metavar="DIR",
+                   help="the trials' epoch checkpoints (default DB.ckpt); with Ray on several "
+                        "machines, a folder every node reaches at the same path")
+    p.add_argument("--num-cpus", type=positive_float, default=None,
+                   help="with --executor ray: CPUs per task (a trial, or the seeds of one "
+                        "configuration trained together; default: the spec's [resources], else "
+                        "1)")
+    p.add_argument("--num-gpus", type=non_negative_float, default=None,
+                   help="with --executor ray: GPUs per task (default: the spec's [resources], "
+                        "else 1 with --device cuda, else 0)")
+
+
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The executor flags as ``run_study`` keywords, checked: the Ray-only ones need
+    ``--executor ray``; the storage must be a folder that can be made and written."""
+    executor = getattr(args, "executor", "local")
+    if executor != "ray":
+        given = [flag for flag, name in (("--address", "address"), ("--num-cpus", "num_cpus"),
+                                         ("--num-gpus", "num_gpus"))
+                 if getattr(args, name, None) is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} only apply to --executor ray; add it, or leave "
+                            f"{'them' if len(given) > 1 else 'it'} out")
+    storage = getattr(args, "storage", None)
+    if storage:
+        check_folder(storage, "--storage")
+    return {"executor": executor, "address": getattr(args, "address", None),
+            "storage": storage or None, "num_cpus": getattr(args, "num_cpus", None),
+            "num_gpus": getattr(args, "num_gpus", None)}
+
+
+def check_folder(path: str | os.PathLike[str], flag: str) -> Path:
+    """A folder a command will write into: a folder already, or one that can be made in a
+    writable place."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{flag} {out} is a file; give a folder")
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {out}: {probe} is not a writable folder; give a path you can "
+                        "write to")
+    return out
+
+
 def check_output_file(path: str | os.PathLike[str], flag: str) -> Path:
     """The file a command will write at the end, checked now: not a folder, in a folder that
     exists (or can be made) and is writable — so a long run does not fail at its last step."""

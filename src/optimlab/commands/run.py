@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from optimlab.commands._study import add_study_flags
+    from optimlab.commands._study import add_executor_flags, add_study_flags
 
     p = sub.add_parser("run", help="run a study from a TOML spec (resumable) and report it",
                        description="Check SPEC and its data, run every unfinished trial of the "
@@ -27,4 +27,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", "-o", default="report.html",
                    help="HTML report to write ('' for none; default report.html)")
     add_study_flags(p)
+    add_executor_flags(p)
     p.set_defaults(func=run)

@@ -22,6 +22,11 @@ data every epoch while a small batch stays in cache for the step that uses it. S
 shuffling, or for a single full batch (whose order does not change the mean gradient), batches
 are views of ``X`` with no copy at all.
 
+Data parallel training (``rank``, ``world_size``; see :mod:`optimlab.train.distributed`): every
+rank draws the same permutation and yields only its contiguous part of each global batch (the
+first ``B mod N`` ranks one row more), so the N ranks together see the global batches of one
+process, in the same order. ``len(batcher)`` counts global batches, the same on every rank.
+
 Data that does not fit on the device: use a ``torch.utils.data.DataLoader`` (or any iterable of
 ``(x, y)`` pairs) instead; ``as_batches`` accepts either and the Trainer takes what it returns.
 """
@@ -55,6 +60,14 @@ def batches_per_epoch(n: int, batch_size: int | None, drop_last: bool = False) -
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
+def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Rank ``rank``'s rows [start, end) of ``n``, as ``torch.tensor_split`` cuts them: the
+    first ``n mod N`` ranks get ⌈n/N⌉ rows, the others ⌊n/N⌋."""
+    base, extra = divmod(n, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """The generator seed for ``(seed, epoch)``: 63 well-mixed bits from numpy's
     ``SeedSequence([seed, epoch])``, so nearby pairs give unrelated permutations."""
@@ -85,6 +98,8 @@ class Batcher:
         drop_last: bool = False,
         seed: int = 0,
         device: torch.device | str | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         X = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
         y = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
@@ -114,6 +129,18 @@ class Batcher:
         self.seed = int(seed)
         self.next_epoch = 0
         self._size = n if batch_size is None else min(int(batch_size), n)
+        check_number("world_size", world_size, low=1, integer=True)
+        check_number("rank", rank, low=0, high=world_size - 1, integer=True)
+        self.rank, self.world_size = int(rank), int(world_size)
+        if world_size > 1:
+            last = n - (len(self) - 1) * self._size
+            short = min(self._size, last)
+            if short < world_size:
+                which = "every batch" if short == self._size else \
+                    f"the last batch of an epoch ({last} of {n} rows)"
+                raise ValueError(f"{which} has fewer rows than the {world_size} processes, "
+                                 "so some would get none; use a larger batch_size"
+                                 + (" or drop_last=True" if short != self._size else ""))
 
     @classmethod
     def from_dataset(cls, ds: Dataset, batch_size: int | None, **kwargs: Any) -> Batcher:
@@ -160,6 +187,11 @@ class Batcher:
         return self._batches(int(epoch))
 
     def _batches(self, epoch: int) -> Iterator[Batch]:
+        if self.world_size > 1:
+            return self._shards(epoch)
+        return self._whole(epoch)
+
+    def _whole(self, epoch: int) -> Iterator[Batch]:
         B, X, y = self._size, self.X, self.y
         count = len(self)
         if not self.shuffle or self.n <= B:
@@ -170,6 +202,21 @@ class Batcher:
         for i in range(count):
             idx = perm[i * B:(i + 1) * B]
             yield X.index_select(0, idx), y.index_select(0, idx)
+
+    def _shards(self, epoch: int) -> Iterator[Batch]:
+        """This rank's part of each global batch of ``epoch`` (see the module docstring)."""
+        B, X, y, n = self._size, self.X, self.y, self.n
+        perm = None
+        if self.shuffle and n > B:
+            perm = self.permutation(epoch).to(X.device, non_blocking=True)
+        for i in range(len(self)):
+            first = i * B
+            start, end = shard_bounds(min(B, n - first), self.rank, self.world_size)
+            if perm is None:
+                yield X[first + start:first + end], y[first + start:first + end]
+            else:
+                idx = perm[first + start:first + end]
+                yield X.index_select(0, idx), y.index_select(0, idx)
 
 
 class DeviceLoader:

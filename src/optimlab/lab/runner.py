@@ -5,17 +5,22 @@ cross-validation or restarts; the fold is absent and the restart 0 otherwise. It
 of everything that decides its result — the data (its source and a hash of its content), the
 full settings, the seed, the target, the fold and the restart — so running the same study
 again finds the trials already finished and skips them, while a changed setting, an edited data
-file or another target makes new trials. Each trial
-checkpoints after every epoch (``<store>.ckpt/<key>/last.pt``); a trial that was interrupted
-continues from there, exactly (a checkpoint that cannot be read is set aside with a warning and
-the trial starts again). Trials are claimed through the store, so any number of runners —
-``--workers N`` processes here, or other machines on a shared file — divide the work without
-running anything twice. Every worker runs the spec it was given (never one re-read by name).
+file or another target makes new trials. Each trial checkpoints after every epoch
+(``<store>.ckpt/<key>/last.pt``, or under ``storage``); a trial that was interrupted continues
+from there, exactly (a checkpoint that cannot be read is set aside with a warning and the trial
+starts again). Trials are claimed through the store, so any number of runners on one machine
+divide the work without running anything twice; machines beyond this one join through an
+executor (``executor="ray"``), never through a shared SQLite file. Every worker runs the spec
+it was given (never one re-read by name).
 
-A trial that fails is recorded with its reason and printed as it happens; it is not retried in
-the run it failed in (a bad input fails the same way again) but is by the next run, after the
-cause is fixed. A failure that is not a user error is a bug: its traceback goes to the store and
-to a log file named in the message.
+The driver — the process that called :func:`run_study` — claims the trials and records their
+results; they train in an executor (:mod:`optimlab.lab.executors`): this process, worker
+processes (``workers``), or Ray tasks. With a trial the driver claims the other runnable seeds
+and restarts of its configuration and fold, which train together as one stacked model where
+they can (:mod:`optimlab.lab.stacked`). A trial that fails is recorded with its reason and
+printed as it happens; it is not retried in the run it failed in (a bad input fails the same
+way again) but is by the next run, after the cause is fixed. A failure that is not a user error
+is a bug: its traceback goes to the store and to a log file named in the message.
 """
 
 from __future__ import annotations
@@ -24,31 +29,36 @@ import contextlib
 import hashlib
 import json
 import math
-import multiprocessing
 import os
-import sys
-import threading
-import time
-import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from optimlab.errors import is_user_error, one_line, save_traceback
+from optimlab.errors import UserError
 from optimlab.lab.checks import StudyFacts, check_study, resolve_device, updates_per_epoch
+from optimlab.lab.executors import Executor, Job, counts, drive, print_line
+from optimlab.lab.executors_local import InProcess, Processes
 from optimlab.lab.grid import configurations
 from optimlab.lab.spec import StudySpec, parse_spec
-from optimlab.lab.stacked import run_configuration
 from optimlab.lab.store import FINISHED, Store, StoreError, TrialRow
-from optimlab.lab.studydata import StudyData, prepare_data
-from optimlab.lab.trial import build_trainer, environment, monitor_for, run_trial, trial_where
+from optimlab.lab.studydata import prepare_data
+from optimlab.lab.trial import (
+    Trial,
+    build_trainer,
+    environment,
+    monitor_for,
+    run_trial,
+    train_trial,
+)
 
-__all__ = ["Outcome", "Trial", "build_trainer", "choose_threads", "expand", "monitor_for",
-           "prepare_data", "register_study", "run_study", "run_trial", "trial_key", "work"]
+__all__ = ["EXECUTORS", "Outcome", "Trial", "build_trainer", "choose_threads", "expand",
+           "make_executor", "monitor_for", "prepare_data", "register_study", "run_study",
+           "run_trial", "train_trial", "trial_key", "work"]
+
+#: the executors ``run_study`` and the CLI know by name
+EXECUTORS = ("local", "ray")
 
 #: settings added after schema 1, left out of a trial's key while they hold these defaults (so
 #: the keys of studies stored before them stay what they were)
@@ -65,17 +75,6 @@ _COUNTS = ("restarts",)
 #: process is fastest: more threads cost more in synchronisation than they save (measured by
 #: benchmarks/threads.py)
 SMALL_WORK = 2e7
-
-
-@dataclass(frozen=True)
-class Trial:
-    key: str
-    label: str
-    settings: dict[str, Any]
-    seed: int
-    #: the k-fold part it validates on (None without k-fold), and which restart it is
-    fold: int | None = None
-    restart: int = 0
 
 
 def trial_key(settings: dict[str, Any], seed: int, data: dict[str, Any],
@@ -162,8 +161,10 @@ def ckpt_root_for(db_path: str | os.PathLike[str]) -> Path:
 
 
 def _content(spec_json: dict[str, Any]) -> str:
-    """What must agree between two runs of one study at the same time (not the device)."""
-    return json.dumps({k: v for k, v in spec_json.items() if k not in ("device", "description")},
+    """What must agree between two runs of one study at the same time (not the device nor the
+    resources: where the trials run does not change them)."""
+    return json.dumps({k: v for k, v in spec_json.items()
+                       if k not in ("device", "description", "resources")},
                       sort_keys=True, default=str)
 
 
@@ -200,28 +201,26 @@ def register_study(store: Store, spec: StudySpec) -> tuple[int, list[Trial]]:
     return study_id, trials
 
 
-def _print_line(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+def make_executor(name: str | Executor = "local", *, workers: int = 1,
+                  address: str | None = None, num_cpus: float | None = None,
+                  num_gpus: float | None = None) -> Executor:
+    """An executor by name: ``"local"`` (this process for one worker, else ``workers``
+    processes) or ``"ray"`` (Ray tasks on the cluster at ``address``, ``"auto"`` for the one
+    this machine belongs to, or a local one started here; ``num_cpus``/``num_gpus`` per trial).
+    An :class:`~optimlab.lab.executors.Executor` is returned as it is. Without Ray installed,
+    ``"ray"`` is a :class:`~optimlab.errors.UserError` that gives the install command."""
+    if not isinstance(name, str):
+        return name
+    if name == "local":
+        return InProcess() if workers <= 1 else Processes(workers)
+    if name == "ray":
+        from optimlab.lab.executors_ray import RayExecutor
+
+        return RayExecutor(address=address, num_cpus=num_cpus, num_gpus=num_gpus)
+    raise UserError(f"executor={name!r} is not known; choose from {', '.join(EXECUTORS)}")
 
 
-def _warm_up(spec: StudySpec, data: StudyData, device: str) -> None:
-    """One update of the first configuration on a few rows, so that what a process pays once
-    (lazy imports, first kernels) is not counted in its first trial's time."""
-    settings = configurations(spec)[0][1]
-    split = data.split(spec.seed_list[0])
-    rows = min(len(split.train), 16)
-    small = split.train.subset(slice(0, rows))
-    settings = {**settings, "epochs": 1, "max_steps": 1, "batch_size": rows, "accumulate": 1,
-                "swa": None, "ema": None, "snapshot": None, "plateau": None,
-                "early_stopping": None}
-    trainer = build_trainer(spec, settings, 0, split, [], device=device)
-    with contextlib.suppress(Exception):  # a real problem shows in the trial, with its reason
-        trainer.fit(small, split.val.subset(slice(0, min(len(split.val), 16))), max_steps=1,
-                    batch_size=rows)
-        trainer.evaluate(small)
-
-
-def _siblings(spec: StudySpec, keys: list[str]) -> dict[str, list[str]]:
+def _siblings(spec: StudySpec, keys: Sequence[str]) -> dict[str, list[str]]:
     """For each trial key, the keys of the other trials of its configuration and fold (among
     ``keys``): its other seeds and restarts, which train on the same rows (another fold's
     training set may have another size)."""
@@ -234,175 +233,117 @@ def _siblings(spec: StudySpec, keys: list[str]) -> dict[str, list[str]]:
     return {k: [o for o in ks if o != k] for ks in by_config.values() for k in ks}
 
 
-def work(db_path: str, spec: StudySpec | dict[str, Any], keys: list[str] | None = None,
+def work(db_path: str, spec: StudySpec | dict[str, Any],
+         keys: Sequence[str] | Callable[[], Sequence[str]] | None = None,
          threads: int | None = None,
          on_trial: Callable[[TrialRow, str], None] | None = None, *, run: str | None = None,
-         device: str | None = None, on_failure: Callable[[str], None] | None = _print_line,
-         on_warning: Callable[[str], None] | None = _print_line, ready: Any = None,
+         device: str | None = None, on_failure: Callable[[str], None] | None = print_line,
+         on_warning: Callable[[str], None] | None = print_line,
+         executor: Executor | None = None, storage: str | os.PathLike[str] | None = None,
+         on_report: Callable[[TrialRow, int, dict[str, float]], None] | None = None,
+         on_stopped: Callable[..., str] | None = None,
+         on_poll: Callable[[dict[str, int]], None] | None = None,
          together: bool | None = None) -> int:
     """Claim and run trials of ``spec`` until none is left; return how many this ran.
 
-    With a trial it claims the other runnable seeds of its configuration and trains them
-    together (:mod:`optimlab.lab.stacked`; ``together=False`` or ``OPTIMLAB_TOGETHER=0``: one
-    at a time). ``on_trial(row, status)`` is called after each trial with its row as stored
-    (``row.error`` holds a failure's reason); ``on_failure`` and ``on_warning`` get lines to
-    show the user (stderr by default), ``on_warning`` also the reason a configuration's seeds
-    train one at a time. ``ready`` is a barrier the workers of one run wait at before their
-    first claim.
+    Trials train in ``executor`` (this process by default; see :func:`make_executor`) and are
+    recorded here, by this process alone. With a trial the driver claims the other runnable
+    seeds of its configuration and fold and they train together (:mod:`optimlab.lab.stacked`;
+    ``together=False`` or ``OPTIMLAB_TOGETHER=0``: one at a time; the reason a configuration's
+    seeds train one at a time goes to ``on_warning`` once). ``keys`` limits the trials to
+    those keys (default: the spec's); a callable is asked again after each unit, so a search
+    can register trials as it goes (its trials then train one at a time). ``on_trial(row,
+    status)`` is called after each trial with its row as stored (``row.error`` holds a
+    failure's reason); ``on_failure`` and ``on_warning`` get lines to show the user (stderr by
+    default); ``on_report(row, epoch, logs)`` each epoch of a running trial — raising there
+    stops the trial, which ``on_stopped(store, row, err, on_failure)`` records (default: as
+    failed; see :func:`optimlab.lab.executors.drive`).
     """
-    from optimlab.lab.stacked import enabled
+    from optimlab.lab.stacked import asked_alone, enabled
+
     spec = spec if isinstance(spec, StudySpec) else parse_spec(spec)
     run = run or uuid.uuid4().hex[:12]  # a call is one run: what fails in it is not retried
     if keys is None:  # only this spec's trials: others of the study may be on other data
         keys = [t.key for t in expand(spec)]
-    if threads:
-        torch.set_num_threads(threads)
-    chosen = resolve_device(device or spec.device)
-    siblings = _siblings(spec, keys) if enabled(together) else {}
-    off = None if enabled(together) or len(spec.seed_list) < 2 else \
-        {"seeds": "one at a time: asked for (--one-at-a-time or OPTIMLAB_TOGETHER=0)"}
-    ran = 0
-    ckpt_root = ckpt_root_for(db_path)
-    with Store(db_path) as store:
-        study_id = store.study(spec.name)[0]
-        data: StudyData | None = None
-        data_error: BaseException | None = None
-        try:
-            data = StudyData(spec.data)
-            _warm_up(spec, data, chosen)
-        except Exception as err:  # recorded with each trial it stops, below
-            data_error = err
-        if ready is not None:  # workers start claiming together, each with its data loaded
-            with contextlib.suppress(threading.BrokenBarrierError):
-                ready.wait(timeout=300)
-        while (row := store.claim(study_id, keys, run=run)) is not None:
-            rows, others = [row], list(siblings.get(row.key, []))
-            while others and (more := store.claim(study_id, others, run=run)) is not None:
-                rows.append(more)
-                others.remove(more.key)
-            done: list[tuple[TrialRow, str]] = []
-            try:
-                if data_error is not None:
-                    raise data_error
-                if not siblings.get(row.key):  # one seed, or seeds trained one at a time
-                    done = [(row, run_trial(store, spec, row, ckpt_root, data, chosen,
-                                            on_warning, off))]
-                else:
-                    assert data is not None
-                    done = run_configuration(store, spec, rows, ckpt_root, data, chosen,
-                                             on_warning, on_warning, together)
-            except Exception as err:  # a bad trial is recorded; the study goes on
-                for r in rows:  # those of the unit not recorded yet
-                    if store.trial(r.id).status not in FINISHED:
-                        _record_failure(store, r, err, on_failure)
-                        done.append((r, "failed"))
-            ran += len(done)
-            if on_trial is not None:
-                for r, status in done:
-                    on_trial(store.trial(r.id), status)
-    return ran
-
-
-def _record_failure(store: Store, row: TrialRow, err: BaseException,
-                    on_failure: Callable[[str], None] | None) -> None:
-    detail = one_line(err)
-    where = f"{row.label} ({trial_where(row)})"
-    if is_user_error(err):
-        store.fail(row.id, detail)
-        message = f"  {where} FAILED: {detail}"
-    else:
-        text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-        log = save_traceback(err, context=f"study trial {where}, key {row.key}")
-        store.fail(row.id, f"{detail} (a bug in optimlab"
-                   + (f"; traceback in {log})" if log else ")"), traceback=text)
-        message = (f"  {where} FAILED by an unexpected error (a bug in optimlab): {detail}"
-                   + (f"\n    traceback: {log}" if log else ""))
-    if on_failure is not None:
-        on_failure(message)
-
-
-def _work_process(db_path: str, spec_json: dict[str, Any], keys: list[str] | None,
-                  threads: int, run: str, device: str, ready: Any,
-                  together: bool | None = None) -> None:
-    work(db_path, spec_json, keys, threads, run=run, device=device, ready=ready,
-         together=together)
+    siblings = _siblings(spec, keys) if enabled(together) and not callable(keys) else {}
+    note = None if enabled(together) or len(spec.seed_list) < 2 else asked_alone()
+    executor = executor or InProcess()
+    remote = getattr(executor, "remote", False)
+    chosen = (device or spec.device) if remote else resolve_device(device or spec.device)
+    job = Job(spec, Path(storage) if storage is not None else ckpt_root_for(db_path), threads,
+              chosen, reports=on_report is not None)
+    return drive(executor, db_path, job, keys, run=run, siblings=siblings, note=note,
+                 on_trial=on_trial, on_report=on_report, on_stopped=on_stopped,
+                 on_failure=on_failure, on_warning=on_warning, on_poll=on_poll)
 
 
 def run_study(spec: StudySpec, db_path: str | os.PathLike[str], *, workers: int = 1,
               threads: int | None = None, device: str | None = None,
+              executor: str | Executor = "local", address: str | None = None,
+              storage: str | os.PathLike[str] | None = None, num_cpus: float | None = None,
+              num_gpus: float | None = None,
               on_trial: Callable[[TrialRow, str], None] | None = None,
+              on_report: Callable[[TrialRow, int, dict[str, float]], None] | None = None,
               on_poll: Callable[[dict[str, int]], None] | None = None,
-              on_failure: Callable[[str], None] | None = _print_line,
-              on_warning: Callable[[str], None] | None = _print_line,
+              on_failure: Callable[[str], None] | None = print_line,
+              on_warning: Callable[[str], None] | None = print_line,
               together: bool | None = None) -> Outcome:
     """Check ``spec`` against its data, then run every unfinished trial; trials already
     finished in the store are kept. The seeds of a configuration train together where they
     can (``together=False``, or ``OPTIMLAB_TOGETHER=0``: one at a time; see
-    :mod:`optimlab.lab.stacked`).
+    :mod:`optimlab.lab.stacked`), whatever the executor.
 
-    ``threads`` sets torch's intra-op threads per process; by default :func:`choose_threads`
-    picks them from the cores, the workers and the size of the models (1 for small ones).
-    Results are reproducible for a given thread count; a different count may change the last
-    digits (the order of floating-point sums changes). ``device`` ("cpu", "cuda", "auto")
-    overrides the spec's. Failures and warnings go to ``on_failure`` / ``on_warning`` as they
-    happen (stderr by default; worker processes always print to stderr).
+    ``executor``: ``"local"`` (``workers`` processes of this machine) or ``"ray"`` (Ray tasks;
+    ``address``, and ``num_cpus``/``num_gpus`` per task, else the spec's ``[resources]``), or
+    an :class:`~optimlab.lab.executors.Executor`. ``storage`` is the folder of the trials'
+    epoch checkpoints (default ``<db>.ckpt``); with Ray on several machines it must be one
+    every node can reach. ``threads`` sets torch's intra-op threads per process; by default
+    :func:`choose_threads` picks them from the cores, the workers and the size of the models
+    (1 for small ones). Results are reproducible for a given thread count; a different count
+    may change the last digits (the order of floating-point sums changes). ``device`` ("cpu",
+    "cuda", "auto") overrides the spec's. Failures and warnings go to ``on_failure`` /
+    ``on_warning`` as they happen (stderr by default); ``on_trial``, ``on_report`` and
+    ``on_poll`` run in this process, whatever the executor.
     """
     from optimlab._checks import check_number
 
     check_number("workers", workers, low=1, integer=True)
     if threads is not None:
         check_number("threads", threads, low=1, integer=True)
+    resources = spec.resources
+    ex = make_executor(executor, workers=workers, address=address,
+                       num_cpus=num_cpus if num_cpus is not None else
+                       resources.num_cpus if resources is not None else None,
+                       num_gpus=num_gpus if num_gpus is not None else
+                       resources.num_gpus if resources is not None else None)
     db_path = str(db_path)
-    spec, facts = check_study(spec, device)
+    remote = getattr(ex, "remote", False)
+    asked = device or spec.device
+    # a cluster's GPUs are on its nodes: the driver checks the study on its CPU
+    spec, facts = check_study(spec, "cpu" if remote and asked != "cpu" else device)
+    if remote:
+        spec = spec.model_copy(update={"device": asked})
     if on_warning is not None:
         for text in facts.warnings:
             on_warning(f"warning: {text}")
-    threads = threads or choose_threads(workers, facts.work_per_step)
+    if threads is None and not remote:
+        threads = choose_threads(workers, facts.work_per_step)
     run = uuid.uuid4().hex[:12]
     with Store(db_path) as store:
         study_id, trials = register_study(store, spec)
     keys = [t.key for t in trials]
-    ran = 0
-    if workers <= 1:
-        previous = torch.get_num_threads()
-        try:
-            ran = work(db_path, spec, keys, threads, on_trial, run=run, device=facts.device,
-                       on_failure=on_failure, on_warning=on_warning, together=together)
-        finally:
-            torch.set_num_threads(previous)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        spec_json = spec.model_dump(mode="json")
-        ready = ctx.Barrier(workers)
-        procs = [ctx.Process(target=_work_process,
-                             args=(db_path, spec_json, keys, threads, run, facts.device, ready,
-                                   together))
-                 for _ in range(workers)]
-        for p in procs:
-            p.start()
-        with Store(db_path) as store:
-            while any(p.is_alive() for p in procs):
-                if any(p.exitcode not in (None, 0) for p in procs):
-                    ready.abort()  # a worker died before it could start: the rest go on
-                if on_poll is not None:
-                    on_poll(_counts(store, study_id, keys))
-                time.sleep(0.5)
-        for p in procs:
-            p.join()
+    root = Path(storage) if storage is not None else ckpt_root_for(db_path)
+    ran = work(db_path, spec, keys, threads, on_trial, run=run,
+               device=asked if remote else facts.device, on_failure=on_failure,
+               on_warning=on_warning, executor=ex, storage=root, on_report=on_report,
+               on_poll=on_poll, together=together)
     with Store(db_path) as store:
-        counts = _counts(store, study_id, keys)
+        final = counts(store, study_id, keys)
     with contextlib.suppress(OSError):  # no trial left mid-way: the checkpoint folder goes too
-        ckpt_root_for(db_path).rmdir()
+        root.rmdir()
     if on_poll is not None:
-        on_poll(counts)
-    return Outcome(study_id, spec.name, counts, ran, facts)
-
-
-def _counts(store: Store, study_id: int, keys: list[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in store.trials(study_id, keys):
-        counts[row.status] = counts.get(row.status, 0) + 1
-    return counts
+        on_poll(final)
+    return Outcome(study_id, spec.name, final, ran, facts)
 
 
 def finite(x: Any) -> bool:

@@ -39,6 +39,10 @@
     metric = "val_accuracy"
     value = 0.95
 
+    [resources]                     # optional: per trial on a Ray cluster (--executor ray)
+    num_cpus = 1
+    num_gpus = 0
+
 Errors name the field, the bad value, what is allowed, and the file and line. Values are
 strict: ``epochs = true`` or ``epochs = 2.5`` is an error, not 1 or 2.
 
@@ -69,6 +73,7 @@ from optimlab.lab.spec_models import (
     EMASpec,
     LRFindSpec,
     PlateauSpec,
+    ResourcesSpec,
     SnapshotSpec,
     SpecError,
     StudySpec,
@@ -81,9 +86,10 @@ from optimlab.lab.spec_models import (
 )
 
 __all__ = ["MAX_CONFIGS", "MAX_LAYERS", "MAX_SEEDS", "MAX_TRIALS", "MAX_WIDTH", "DataSpec",
-           "EMASpec", "LRFindSpec", "PlateauSpec", "SWASpec", "SnapshotSpec", "SpecError",
-           "StudySpec", "TargetSpec", "TrainSpec", "check_monitor", "check_text", "first_error",
-           "line_of", "load_spec", "parse_spec", "read_toml", "resolve_data_paths"]
+           "EMASpec", "LRFindSpec", "PlateauSpec", "ResourcesSpec", "SWASpec", "SnapshotSpec",
+           "SpecError", "StudySpec", "TargetSpec", "TrainSpec", "check_monitor", "check_text",
+           "first_error", "line_of", "load_spec", "parse_spec", "read_toml",
+           "resolve_data_paths"]
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:

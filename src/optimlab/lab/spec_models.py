@@ -463,6 +463,21 @@ class TargetSpec(_Strict):
         return self
 
 
+class ResourcesSpec(_Strict):
+    """What one trial asks of a Ray cluster (``--executor ray``): CPUs and GPUs per task,
+    fractions allowed (``num_gpus = 0.5``: two trials share a GPU). The local executor ignores
+    it (``--workers`` sets its parallelism)."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+    @model_validator(mode="after")
+    def _positive(self) -> ResourcesSpec:
+        check_number("resources.num_cpus", self.num_cpus, low=0.0, high=1024.0, low_open=True)
+        check_number("resources.num_gpus", self.num_gpus, low=0.0, high=64.0)
+        return self
+
+
 class StudySpec(_Strict):
     """The whole study: data, the base training settings, what to sweep, seeds and baseline."""
 
@@ -476,6 +491,8 @@ class StudySpec(_Strict):
     axes: dict[str, list[Any]] = Field(default_factory=dict)
     configs: list[dict[str, Any]] = Field(default_factory=list)
     target: TargetSpec | None = None
+    #: per-trial resources on a Ray cluster; not part of the study's identity (like device)
+    resources: ResourcesSpec | None = None
 
     @field_validator("name")
     @classmethod

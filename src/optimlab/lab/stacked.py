@@ -1,45 +1,50 @@
 """The seeds of one configuration trained together, in the lab.
 
-A worker that claims a trial also claims the other runnable seeds of its configuration and
-trains them as one stacked model (:func:`optimlab.train.fit_together`): one unit of work, "train
-the S seeds of one configuration together and return S results" (:func:`train_together`), each
-result recorded as its own trial exactly as a trial trained alone is (same key, same rows). Each
-seed is built, checked and checkpointed as :func:`~optimlab.lab.trial.run_trial` builds it (its
-own Trainer, callbacks and ``last.pt``), so a run killed mid-way resumes — together when the
-seeds' checkpoints are at the same epoch, in groups of equal epochs otherwise (a kill between
-two seeds' checkpoint writes, a seed that diverged after its last checkpoint).
+The driver (:func:`optimlab.lab.executors.drive`) that claims a trial also claims the other
+runnable seeds of its configuration and fold and hands them to its executor as one unit; the
+executor trains them as one stacked model (:func:`optimlab.train.fit_together`):
+:func:`train_configuration` — "train the S seeds of one configuration together and return S
+results", touching no store — and the driver records each result as its own trial exactly as a
+trial trained alone is (same key, same rows). Each seed is built, checked and checkpointed as
+:func:`~optimlab.lab.trial.train_trial` builds it (its own Trainer, callbacks and ``last.pt``),
+so a run killed mid-way resumes — together when the seeds' checkpoints are at the same epoch, in
+groups of equal epochs otherwise (a kill between two seeds' checkpoint writes, a seed that
+diverged after its last checkpoint).
 
 When a configuration cannot train together (:func:`optimlab.train.together_problem`: dropout,
-ReduceLROnPlateau, …) its seeds run one at a time, the reason is said once on the terminal, and
-each trial's environment records it (``"seeds"``); the report's environment sums it up for the
-study (:func:`summary`). A seed's times are its share of the unit's: each epoch's time is split
-equally among the seeds that trained in it (``"time"`` in the environment says so).
+ReduceLROnPlateau, …) its seeds run one at a time, each trial's environment records the
+reason (``"seeds"``; the driver says it once on the terminal, :func:`one_at_a_time_reason`);
+the report's environment sums it up for the study (:func:`summary`). A seed's times are its
+share of the unit's: each epoch's time is split equally among the seeds that trained in it
+(``"time"`` in the environment says so).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from optimlab.errors import one_line
 from optimlab.lab import trial
 from optimlab.lab.spec import StudySpec
-from optimlab.lab.store import Store, TrialResult, TrialRow
+from optimlab.lab.store import TrialResult
 from optimlab.lab.studydata import StudyData
 from optimlab.schedules.base import ScheduleEndsEarly
 from optimlab.train.callbacks.checkpoint import read_checkpoint
 from optimlab.train.restarts import restart_seed
 
-__all__ = ["ENV", "enabled", "run_configuration", "summary", "train_together"]
+__all__ = ["ENV", "ONE_AT_A_TIME", "asked_alone", "enabled", "one_at_a_time_reason", "summary",
+           "train_configuration", "train_together"]
 
 #: the environment variable that turns training seeds together off (``OPTIMLAB_TOGETHER=0``)
 ENV = "OPTIMLAB_TOGETHER"
 TIME_NOTE = "each epoch's time shared equally among the seeds trained together in it"
+#: how a trial's environment says its seeds trained one at a time (then the reason)
+ONE_AT_A_TIME = "one at a time: "
 
 
 def enabled(together: bool | None = None) -> bool:
@@ -50,21 +55,33 @@ def enabled(together: bool | None = None) -> bool:
     return os.environ.get(ENV, "").strip().lower() not in ("0", "false", "no", "off")
 
 
-class _Seed:
-    """One claimed trial of the unit: its row, split, settings, Trainer and bookkeeping."""
+def asked_alone() -> dict[str, str]:
+    """The environment note of a trial whose seeds train one at a time because the user said
+    so."""
+    return {"seeds": f"{ONE_AT_A_TIME}asked for (--one-at-a-time or {ENV}=0)"}
 
-    def __init__(self, store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
-                 data: StudyData, device: str) -> None:
-        self.row = row
-        self.settings = trial.trial_settings(row.config)
-        self.split = data.split(row.seed, row.fold)  # its fold's split (k-fold)
+
+def one_at_a_time_reason(result: TrialResult) -> str | None:
+    """Why ``result``'s seeds trained one at a time (from its environment), or None."""
+    said = str((result.env or {}).get("seeds", ""))
+    return said.removeprefix(ONE_AT_A_TIME) if said.startswith(ONE_AT_A_TIME) else None
+
+
+class _Seed:
+    """One trial of the unit: its split, settings, Trainer and bookkeeping."""
+
+    def __init__(self, spec: StudySpec, unit: trial.Trial, ckpt_dir: Path, data: StudyData,
+                 device: str, report: trial.Report | None = None) -> None:
+        self.trial = unit
+        self.settings = trial.trial_settings(unit.settings)
+        self.split = data.split(unit.seed, unit.fold)  # its fold's split (k-fold)
         self.monitor = self.settings["monitor"] or trial.monitor_for(spec,
                                                                      self.split.train.task)
-        self.ckpt_dir = ckpt_root / row.key
-        self.kept = trial.bookkeeping(store, spec, row, self.settings, self.monitor,
-                                      self.ckpt_dir)
+        self.ckpt_dir = ckpt_dir
+        self.kept = trial.bookkeeping(None, spec, unit, self.settings, self.monitor,
+                                      self.ckpt_dir, report)
         self.trainer = trial.build_trainer(spec, self.settings,
-                                           restart_seed(row.seed, row.restart or 0),
+                                           restart_seed(unit.seed, unit.restart or 0),
                                            self.split, self.kept.callbacks, device=device)
         self.warnings: list[str] = []
         self.last = trial._usable_checkpoint(self.ckpt_dir / "last.pt", self.trainer,
@@ -81,9 +98,10 @@ class _Seed:
         return (int(data["epoch"]), int(data["step"]))
 
 
-def train_together(store: Store, spec: StudySpec, seeds: Sequence[_Seed]) -> list[TrialResult]:
+def train_together(spec: StudySpec, seeds: Sequence[_Seed]) -> list[TrialResult | BaseException]:
     """Train ``seeds`` (one configuration, checkpoints at one position) together and return
-    their results, in order, without recording them."""
+    their results, in order, without recording them (a seed the driver stopped:
+    :class:`~optimlab.lab.trial.TrialStopped`)."""
     from optimlab.train.stacked import fit_together
 
     started = time.perf_counter()
@@ -98,9 +116,14 @@ def train_together(store: Store, spec: StudySpec, seeds: Sequence[_Seed]) -> lis
     wall = (time.perf_counter() - started) / len(seeds)
     env = {**trial.environment(seeds[0].trainer.device),
            "seeds": f"{len(seeds)} trained together", "time": TIME_NOTE}
-    return [trial.trial_result(spec, s.settings, s.trainer, h, s.split, s.monitor, s.kept,
-                         s.warnings, wall, env)
-            for s, h in zip(seeds, histories, strict=True)]
+    out: list[TrialResult | BaseException] = []
+    for s, h in zip(seeds, histories, strict=True):
+        if s.kept.stopped is not None:
+            out.append(trial.TrialStopped(s.kept.stopped))
+            continue
+        out.append(trial.trial_result(spec, s.settings, s.trainer, h, s.split, s.monitor,
+                                      s.kept, s.warnings, wall, env))
+    return out
 
 
 def _groups(seeds: list[_Seed]) -> list[list[_Seed]]:
@@ -121,52 +144,55 @@ def _groups(seeds: list[_Seed]) -> list[list[_Seed]]:
     return groups
 
 
-def run_configuration(store: Store, spec: StudySpec, rows: list[TrialRow], ckpt_root: Path,
-                      data: StudyData, device: str,
-                      on_warning: Callable[[str], None] | None = None,
-                      on_note: Callable[[str], None] | None = None,
-                      together: bool | None = None) -> list[tuple[TrialRow, str]]:
-    """Train the claimed trials ``rows`` (seeds of one configuration) and record each; return
-    (row, status) per trial. Together when they can (:func:`train_together`; in groups of
-    equal checkpoint epochs), else one at a time, saying why once (``on_note``) and in each
-    trial's environment. A seed of a configuration that can train together always trains
-    through the stacked path, even alone (the others finished, or resuming from another
-    epoch): a seed's result does not depend on which seeds it is stacked with, except through
-    float rounding (the kernels can round a seed's slices differently by their place in the
-    stack; measured up to 1e-6 in the weights after 60 epochs on iris)."""
+def train_configuration(spec: StudySpec, trials: Sequence[trial.Trial],
+                        ckpt_dirs: Sequence[Path], data: StudyData, device: str,
+                        reports: Sequence[trial.Report | None] | None = None,
+                        together: bool | None = None) -> list[TrialResult | BaseException]:
+    """Train ``trials`` (seeds of one configuration and fold) and return, per trial, its
+    result or the exception that ended it; write nothing but their checkpoint folders.
+
+    Together when they can (:func:`train_together`; in groups of equal checkpoint epochs),
+    else one at a time, each trial's environment saying why (``"seeds"``). A seed of a
+    configuration that can train together always trains through the stacked path, even alone
+    (the others finished, or resuming from another epoch): a seed's result does not depend on
+    which seeds it is stacked with, except through float rounding (the kernels can round a
+    seed's slices differently by their place in the stack; measured up to 1e-6 in the weights
+    after 60 epochs on iris)."""
     from optimlab.train.stacked import together_problem
 
+    said = list(reports) if reports is not None else [None] * len(trials)
     why = None if enabled(together) else f"asked for (--one-at-a-time or {ENV}=0)"
-    if why is None and rows[0].config.get("lr") == "find":
+    if why is None and trials[0].settings.get("lr") == "find":
         why = 'lr = "find": each trial trains at the lr its own range test suggests'
     seeds: list[_Seed] = []
     if why is None:
         try:
-            seeds = [_Seed(store, spec, row, ckpt_root, data, device) for row in rows]
+            seeds = [_Seed(spec, t, Path(d), data, device, r)
+                     for t, d, r in zip(trials, ckpt_dirs, said, strict=True)]
             why = together_problem([s.trainer for s in seeds],
                                    [s.split.train for s in seeds],
                                    [s.split.val for s in seeds])
         except Exception as err:  # each seed then meets it alone, recorded with that seed
             why = f"setting up its seeds failed ({one_line(err)})"
     if why is not None:
-        if on_note is not None and len(rows) > 1:
-            on_note(f"  {rows[0].label}: its seeds train one at a time: {why}")
-        note = {"seeds": f"one at a time: {why}"}
-        return [(row, trial.run_trial(store, spec, row, ckpt_root, data, device, on_warning,
-                                      note))
-                for row in rows]
-    out: list[tuple[TrialRow, str]] = []
+        note = {"seeds": f"{ONE_AT_A_TIME}{why}"}
+        out: list[TrialResult | BaseException] = []
+        for t, d, r in zip(trials, ckpt_dirs, said, strict=True):
+            try:
+                out.append(trial.train_trial(spec, t, Path(d), r, data=data, device=device,
+                                             note=note))
+            except Exception as err:  # that trial's failure; the others go on
+                out.append(err)
+        return out
+    done: dict[int, TrialResult | BaseException] = {}
     for group in _groups(seeds):
-        for s in group:
-            for text in s.warnings:
-                if on_warning is not None:
-                    on_warning(f"{s.row.label} ({trial.trial_where(s.row)}): {text}")
-        results = train_together(store, spec, group)
+        try:
+            results = train_together(spec, group)
+        except Exception as err:  # the group's failure, recorded with each of its seeds
+            results = [err] * len(group)
         for s, result in zip(group, results, strict=True):
-            store.finish(s.row.id, result)
-            shutil.rmtree(s.ckpt_dir, ignore_errors=True)  # the store holds the results
-            out.append((s.row, result.status))
-    return out
+            done[id(s)] = result
+    return [done[id(s)] for s in seeds]
 
 
 def summary(envs: Sequence[dict[str, Any] | None]) -> str | None:
@@ -176,7 +202,7 @@ def summary(envs: Sequence[dict[str, Any] | None]) -> str | None:
     if not said:
         return None
     together = sum(1 for s in said if not s.startswith("one at a time"))
-    alone = sorted({s.removeprefix("one at a time: ") for s in said
+    alone = sorted({s.removeprefix(ONE_AT_A_TIME) for s in said
                     if s.startswith("one at a time")})
     parts = []
     if together:

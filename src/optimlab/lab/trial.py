@@ -1,13 +1,20 @@
-"""One trial: build its trainer from the settings, resume it if it can, train it, record it.
+"""One trial: its identity, its trainer, and training it into a result that others record.
 
+A :class:`Trial` is (configuration, fold, seed, restart) under a stable key.
 :func:`build_trainer` turns a configuration's settings into a :class:`~optimlab.train.Trainer`:
 the model for the data, the optimizer, the schedule (relative to ``lr``, scaled by the linear
 scaling rule) and the callbacks the settings ask for (early stopping, reduce-on-plateau, SWA,
-EMA, snapshot ensembles). :func:`run_trial` adds the bookkeeping (time to target, per-layer
-gradients, heartbeat, checkpoint), resumes from the trial's checkpoint when it is usable — an
-unreadable or foreign one is set aside with a warning — and stores the result in one
-transaction: the metrics of the weights the trial ends with (the restored best epoch, the SWA or
-EMA average, the snapshot ensemble).
+EMA, snapshot ensembles).
+
+:func:`train_trial` is the compute side of the lab — a plain function of (spec, trial,
+checkpoint folder, per-epoch report) that never touches the store: it adds the bookkeeping (time
+to target, per-layer gradients, an epoch checkpoint), resumes from the trial's checkpoint when it
+is usable — an unreadable or foreign one is set aside with a warning — trains, and returns a
+:class:`~optimlab.lab.store.TrialResult` with the metrics of the weights the trial ends with (the
+restored best epoch, the SWA or EMA average, the snapshot ensemble). It runs wherever an executor
+puts it (this process, a worker process, a Ray task); the driver records the result
+(:func:`record_trial`, one transaction) and is the store's only writer. :func:`run_trial` is
+both halves in this process (train, with a heartbeat to the store every epoch, then record).
 
 A trial trains on its fold's split (k-fold) from the seed of its restart
 (:func:`optimlab.train.restarts.restart_seed`: the seed itself for restart 0); with
@@ -15,11 +22,12 @@ A trial trains on its fold's split (k-fold) from the seed of its restart
 the suggested lr (the test's result is kept in the checkpoint folder, so a resumed trial does not
 test again, and stored with the trial).
 
-Two hooks serve whoever drives a trial from outside (a hyperparameter search,
-:mod:`optimlab.tune`): ``report(epoch, logs)`` is called after every epoch and may stop the
-trial as pruned (:class:`~optimlab.train.callbacks.EpochReport`), and ``model`` trains a given
-``torch.nn.Module`` (a user's own model) instead of the one the settings describe — then the
-settings' ``model`` entry only describes it for the record.
+Two hooks serve whoever drives a trial from outside (the lab's driver, a hyperparameter search,
+:mod:`optimlab.tune`): ``report(epoch, logs)`` is called after every epoch, once the epoch's
+checkpoint is written; raising :class:`~optimlab.train.callbacks.Pruned` there ends the trial as
+``pruned``, raising :class:`TrialStopped` ends it as stopped by the driver (:func:`train_trial`
+then raises it). ``model`` trains a given ``torch.nn.Module`` (a user's own model) instead of the
+one the settings describe — then the settings' ``model`` entry only describes it for the record.
 """
 
 from __future__ import annotations
@@ -49,9 +57,9 @@ from optimlab.train.callbacks import (
     SWA,
     Callback,
     EarlyStopping,
-    EpochReport,
     GradientMonitor,
     ModelCheckpoint,
+    Pruned,
     ReduceLROnPlateau,
     SnapshotEnsemble,
     TimeToTarget,
@@ -60,9 +68,13 @@ from optimlab.train.callbacks import (
 from optimlab.train.callbacks.monitoring import metric_mode
 from optimlab.train.restarts import restart_seed
 
-__all__ = ["Bookkeeping", "bookkeeping", "build_trainer", "effect_callbacks", "environment",
-           "final_metrics", "monitor_for", "run_trial", "trial_result", "trial_settings",
-           "trial_where"]
+__all__ = ["Bookkeeping", "Report", "Trial", "TrialStopped", "bookkeeping", "build_trainer",
+           "effect_callbacks", "environment", "final_metrics", "monitor_for", "record_trial",
+           "run_trial", "train_trial", "trial_result", "trial_settings", "trial_where"]
+
+#: what a running trial calls after each epoch (once its checkpoint is written):
+#: ``report(epoch, logs)`` with the epoch's record; raising stops the trial (pruning)
+Report = Callable[[int, dict[str, float]], None]
 
 #: the lr a trainer is built with before the range test of ``lr = "find"`` replaces it
 FIND_PLACEHOLDER = 1e-3
@@ -77,6 +89,27 @@ def trial_where(row: Any) -> str:
     return ", ".join(parts)
 
 
+@dataclass(frozen=True)
+class Trial:
+    """One unit of a study: a configuration's settings, its fold (None without k-fold), seed
+    and restart, under a stable key."""
+
+    key: str
+    label: str
+    settings: dict[str, Any]
+    seed: int
+    fold: int | None = None
+    restart: int = 0
+
+    @classmethod
+    def from_row(cls, row: TrialRow) -> Trial:
+        return cls(row.key, row.label, row.config, row.seed, row.fold, row.restart or 0)
+
+
+class TrialStopped(Exception):
+    """Raised inside a trial whose report was answered "stop" by the driver."""
+
+
 def monitor_for(spec: StudySpec, task: str) -> str:
     """The metric the study ranks by: ``train.monitor``, else val accuracy or val loss."""
     if spec.train.monitor:
@@ -85,13 +118,40 @@ def monitor_for(spec: StudySpec, task: str) -> str:
 
 
 class _Heartbeat(Callback):
-    """Tells the store every epoch that this trial's process is alive."""
+    """Tells the store every epoch that this trial's process is alive (when the trial is
+    trained where the store is: :func:`run_trial`; under the driver it beats for the trials it
+    holds)."""
 
-    def __init__(self, store: Store, trial_id: int) -> None:
+    def __init__(self, store: Store | None, trial_id: int | None) -> None:
         self.store, self.trial_id = store, trial_id
 
     def on_epoch_end(self, state: Any) -> None:
-        self.store.heartbeat(self.trial_id)
+        if self.store is not None and self.trial_id is not None:
+            self.store.heartbeat(self.trial_id)
+
+
+class _Reporter(Callback):
+    """Calls ``report(epoch, logs)`` once each epoch is closed (its checkpoint written): tells
+    the driver the trial is alive, shows progress, and lets it end the trial —
+    :class:`~optimlab.train.callbacks.Pruned` as ``pruned``, :class:`TrialStopped` as stopped
+    by the driver (``stopped`` holds the reason; :func:`train_trial` raises it after the fit)."""
+
+    def __init__(self, report: Report | None) -> None:
+        self.report = report
+        self.stopped: str | None = None
+
+    def on_epoch_close(self, state: Any) -> None:
+        if self.report is None:
+            return
+        try:
+            self.report(state.epoch, dict(state.logs))
+        except Pruned as signal:
+            if state.history.status == "running":  # not when another callback ended it
+                state.request_stop(str(signal) or f"pruned after epoch {state.epoch}",
+                                   status="pruned")
+        except TrialStopped as signal:
+            self.stopped = str(signal) or f"stopped by the driver after epoch {state.epoch}"
+            state.request_stop(self.stopped, status="stopped")
 
 
 @dataclass(frozen=True)
@@ -115,7 +175,7 @@ def environment(device: torch.device) -> dict[str, Any]:
             "numpy": numpy.__version__, "scikit-learn": sklearn.__version__,
             "optimlab": optimlab.__version__, "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
-            "host": socket.gethostname(), "device": str(device),
+            "host": socket.gethostname(), "pid": os.getpid(), "device": str(device),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             "threads": torch.get_num_threads()}
 
@@ -234,20 +294,27 @@ def _usable_checkpoint(path: Path, trainer: Any, warnings: list[str]) -> Path | 
 @dataclass
 class Bookkeeping:
     """The callbacks that record a trial without changing it (time to target, per-layer
-    gradients, heartbeat, the driver's per-epoch report, checkpoint) — the same for a trial
-    trained alone or with its seeds."""
+    gradients, heartbeat, checkpoint, the driver's per-epoch report) — the same for a trial
+    trained alone or with its seeds, wherever it trains (so its checkpoint resumes anywhere)."""
 
     callbacks: list[Callback]
     target: TimeToTarget | None
     grads: GradientMonitor | None
+    reporter: _Reporter | None = None
+
+    @property
+    def stopped(self) -> str | None:
+        """The reason the driver stopped the trial (its report raised TrialStopped), or None."""
+        return self.reporter.stopped if self.reporter is not None else None
 
 
-def bookkeeping(store: Store, spec: StudySpec, row: TrialRow, settings: dict[str, Any],
+def bookkeeping(store: Store | None, spec: StudySpec, row: Any, settings: dict[str, Any],
                 monitor: str, ckpt_dir: Path,
                 report: Callable[[int, dict[str, float]], None] | None = None) -> Bookkeeping:
-    """Time to target, per-layer gradients (``layer_grads``), heartbeat, ``report`` (an
-    :class:`~optimlab.train.callbacks.EpochReport`) and ``last.pt`` in ``ckpt_dir``, in that
-    order (after the settings' own callbacks)."""
+    """Time to target, per-layer gradients (``layer_grads``), heartbeat (to ``store``, for the
+    trial ``row.id``; none without a store: the driver beats for the trials it holds),
+    ``last.pt`` in ``ckpt_dir`` and ``report``, in that order (after the settings' own
+    callbacks; the list is the same with or without a store or a report)."""
     callbacks: list[Callback] = []
     target_cb = None
     if spec.target is not None:
@@ -257,11 +324,11 @@ def bookkeeping(store: Store, spec: StudySpec, row: TrialRow, settings: dict[str
     if settings["layer_grads"]:
         grads = GradientMonitor(vanishing=None, exploding=None, record=False)
         callbacks.append(grads)
-    callbacks.append(_Heartbeat(store, row.id))
-    if report is not None:
-        callbacks.append(EpochReport(report))
+    callbacks.append(_Heartbeat(store, getattr(row, "id", None)))
     callbacks.append(ModelCheckpoint(ckpt_dir, monitor=monitor, save_best=False))
-    return Bookkeeping(callbacks, target_cb, grads)
+    reporter = _Reporter(report)  # after the checkpoint: a report follows its epoch's save
+    callbacks.append(reporter)
+    return Bookkeeping(callbacks, target_cb, grads, reporter)
 
 
 def trial_result(spec: StudySpec, settings: dict[str, Any], trainer: Any, history: Any,
@@ -297,27 +364,32 @@ def trial_result(spec: StudySpec, settings: dict[str, Any], trainer: Any, histor
         warnings=warnings, lr_find=lr_find)
 
 
-def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
-              data: StudyData | None = None, device: str = "cpu",
-              on_warning: Callable[[str], None] | None = None,
-              note: dict[str, Any] | None = None, *,
-              report: Callable[[int, dict[str, float]], None] | None = None,
-              model: torch.nn.Module | None = None) -> str:
-    """Train one claimed trial and record it (one transaction); return its status.
+def train_trial(spec: StudySpec, trial: Trial, ckpt_dir: Path, report: Report | None = None,
+                *, data: StudyData | None = None, device: str = "cpu",
+                on_warning: Callable[[str], None] | None = None,
+                note: dict[str, Any] | None = None, model: torch.nn.Module | None = None,
+                store: Store | None = None, trial_id: int | None = None) -> TrialResult:
+    """Train one trial and return its result; write nothing but its checkpoint folder.
 
-    ``note`` joins its environment record (why its seeds trained one at a time, say).
-    ``report(epoch, logs)``: called after every epoch; raising
-    :class:`~optimlab.train.callbacks.Pruned` ends the trial as ``pruned``. ``model``: train
-    this module instead of the one the settings describe."""
+    ``ckpt_dir`` holds the trial's epoch checkpoint (``last.pt``): a run that finds a usable
+    one there continues from it, exactly. The trial trains on its fold's split from its
+    restart's seed; ``lr = "find"`` runs the range test first (its result in
+    ``TrialResult.lr_find``). ``report(epoch, logs)`` is called after each epoch, once the
+    checkpoint is written: :class:`~optimlab.train.callbacks.Pruned` from it ends the trial as
+    ``pruned``, :class:`TrialStopped` ends it and is raised from here. Warnings (a checkpoint
+    set aside) go to ``on_warning`` as they happen and into the result; ``note`` joins its
+    environment record (why its seeds trained one at a time, say); ``model`` trains this
+    module instead of the one the settings describe. ``store`` and ``trial_id``: a heartbeat
+    every epoch (only where the trial trains next to its store: :func:`run_trial`).
+    """
     started = time.perf_counter()
     data = data if data is not None else StudyData(spec.data)
-    settings = trial_settings(row.config, model)
-    seed = restart_seed(row.seed, row.restart or 0)
-    split = data.split(row.seed, row.fold)
+    settings = trial_settings(trial.settings, model)
+    seed = restart_seed(trial.seed, trial.restart or 0)
+    split = data.split(trial.seed, trial.fold)
     task = split.train.task
     monitor = settings["monitor"] or monitor_for(spec, task)
-    ckpt_dir = ckpt_root / row.key
-    kept = bookkeeping(store, spec, row, settings, monitor, ckpt_dir, report)
+    kept = bookkeeping(store, spec, _Id(trial_id), settings, monitor, ckpt_dir, report)
     found = None
     if settings["lr"] == "find":
         found = find_for_trial(lambda lr: build_trainer(spec, {**settings, "lr": lr}, seed,
@@ -331,19 +403,53 @@ def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
     last = _usable_checkpoint(ckpt_dir / "last.pt", trainer, warnings)
     for text in warnings:
         if on_warning is not None:
-            on_warning(f"{row.label} ({trial_where(row)}): {text}")
+            on_warning(f"{trial.label} ({trial_where(trial)}): {text}")
     with warnings_module.catch_warnings():  # the study's checks said it once, before training
         warnings_module.simplefilter("ignore", ScheduleEndsEarly)
         history = trainer.fit(split.train, split.val, epochs=settings["epochs"],
                               max_steps=settings["max_steps"],
                               batch_size=settings["batch_size"],
                               drop_last=settings["drop_last"], resume=last)
-    store.finish(row.id, trial_result(
-        spec, settings, trainer, history, split, monitor, kept, warnings,
-        time.perf_counter() - started, {**environment(trainer.device), **(note or {})},
-        lr_find=found.to_dict() if found is not None else None))
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the store holds the results
-    return history.status
+    if kept.stopped is not None:
+        raise TrialStopped(kept.stopped)
+    return trial_result(spec, settings, trainer, history, split, monitor, kept, warnings,
+                        time.perf_counter() - started,
+                        {**environment(trainer.device), **(note or {})},
+                        lr_find=found.to_dict() if found is not None else None)
+
+
+@dataclass(frozen=True)
+class _Id:
+    id: int | None
+
+
+def record_trial(store: Store, row: TrialRow, result: TrialResult, ckpt_dir: Path) -> None:
+    """Store a finished trial (one transaction), then remove its checkpoint folder: from then
+    on the store holds its results. The driver's half of a trial."""
+    store.finish(row.id, result)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+
+
+def run_trial(store: Store, spec: StudySpec, row: TrialRow, ckpt_root: Path,
+              data: StudyData | None = None, device: str = "cpu",
+              on_warning: Callable[[str], None] | None = None,
+              note: dict[str, Any] | None = None, *,
+              report: Callable[[int, dict[str, float]], None] | None = None,
+              model: torch.nn.Module | None = None) -> str:
+    """Train one claimed trial in this process, telling the store every epoch that it is
+    alive, and record it (one transaction); return its status (:func:`train_trial` +
+    :func:`record_trial`).
+
+    ``note`` joins its environment record (why its seeds trained one at a time, say).
+    ``report(epoch, logs)``: called after every epoch; raising
+    :class:`~optimlab.train.callbacks.Pruned` ends the trial as ``pruned``. ``model``: train
+    this module instead of the one the settings describe."""
+    ckpt_dir = ckpt_root / row.key
+    result = train_trial(spec, Trial.from_row(row), ckpt_dir, report, data=data, device=device,
+                         on_warning=on_warning, note=note, model=model, store=store,
+                         trial_id=row.id)
+    record_trial(store, row, result, ckpt_dir)
+    return result.status
 
 
 def final_metrics(trainer: Any, history: Any, split: Any,

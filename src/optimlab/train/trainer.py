@@ -35,7 +35,7 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LRScheduler
 
 from optimlab._checks import check_choice, check_number
-from optimlab.data.batcher import Batcher
+from optimlab.data.batcher import Batcher, shard_bounds
 from optimlab.data.dataset import Dataset
 from optimlab.models.losses import check_targets, get_loss
 from optimlab.models.penalties import l1_penalty, l2_penalty
@@ -44,9 +44,11 @@ from optimlab.models.tasks import n_outputs, output_activation, task_defaults
 from optimlab.optim import ChainOptimizer
 from optimlab.optim import create as create_optimizer
 from optimlab.schedules.base import ScheduleEndsEarly
+from optimlab.train import distributed
 from optimlab.train.callbacks.base import Callback, State
 from optimlab.train.callbacks.checkpoint import read_checkpoint
 from optimlab.train.callbacks.progress import ProgressBar
+from optimlab.train.distributed import Distributed
 from optimlab.train.history import History
 from optimlab.train.inputs import Data, as_dataset
 from optimlab.train.lr_find import DEFAULTS as LR_FIND
@@ -100,6 +102,14 @@ class Trainer:
     progress:
         A rich progress bar (a :class:`ProgressBar` run after ``callbacks``); ``None`` shows it
         only when standard output is a terminal.
+    strategy:
+        ``"single"``: this process. ``"ddp"``: one of N processes launched by ``torchrun
+        --nproc-per-node N`` (gloo on the CPU, NCCL on CUDA): each trains on its shard of every
+        global batch of ``batch_size`` rows and DistributedDataParallel averages the gradients,
+        so N processes follow one process's run (to float rounding); metrics are reduced across
+        the ranks, only rank 0 runs the callbacks that write (checkpoints, loggers), and
+        ``evaluate``/``predict`` are collective (call them on every rank). See
+        :mod:`optimlab.train.distributed`.
     """
 
     def __init__(self, model: torch.nn.Module | str | dict[str, Any], *,
@@ -113,10 +123,12 @@ class Trainer:
                  penalty: dict[str, float] | None = None,
                  precision: Literal["fp32", "bf16", "fp16"] = "fp32",
                  on_nonfinite: Literal["stop", "skip"] = "stop", track_grad_norm: bool = True,
-                 deterministic: bool = False, progress: bool | None = None) -> None:
+                 deterministic: bool = False, progress: bool | None = None,
+                 strategy: Literal["single", "ddp"] = "single") -> None:
         check_choice("schedule_unit", schedule_unit, ("step", "epoch"))
         check_choice("precision", precision, ("fp32", "bf16", "fp16"))
         check_choice("on_nonfinite", on_nonfinite, ("stop", "skip"))
+        check_choice("strategy", strategy, ("single", "ddp"))
         check_number("seed", seed, low=0, integer=True)
         check_number("accumulate", accumulate, low=1, integer=True)
         if lr is not None:
@@ -148,6 +160,9 @@ class Trainer:
         self.precision, self.on_nonfinite = precision, on_nonfinite
         self.track_grad_norm, self.deterministic = track_grad_norm, deterministic
         self.progress = progress
+        self.strategy = strategy
+        self._dist: Distributed | None = None  # under DDP: this rank's place in the group
+        self._ddp: torch.nn.Module | None = None  # the model in its DDP wrapper
         self.optimizer: torch.optim.Optimizer | None = None
         self.loss_fn: LossFn | None = None
         self.metrics: list[Metric] = []
@@ -271,10 +286,18 @@ class Trainer:
             check_number("epochs", epochs, low=1, integer=True)
         if max_steps is not None:
             check_number("max_steps", max_steps, low=1, integer=True)
+        if self.strategy == "ddp" and self._dist is None:
+            self._dist = distributed.setup(self.device)
+            self.device = self._dist.device
         train_ds, val_ds = self.prepare(train, val)
         assert self.model is not None and self.optimizer is not None
+        dist = self._dist
+        if dist is not None and (self._ddp is None or self._ddp.module is not self.model):
+            self._ddp = dist.wrap(self.model)
         batcher = Batcher(train_ds.X, train_ds.y, batch_size, shuffle=shuffle,
-                          drop_last=drop_last, seed=self.seed, device=self.device)
+                          drop_last=drop_last, seed=self.seed, device=self.device,
+                          rank=dist.rank if dist else 0,
+                          world_size=dist.world_size if dist else 1)
         self.history = History()
         updates_per_epoch = max(1, len(batcher) // self.accumulate)
         if epochs is None:
@@ -286,13 +309,16 @@ class Trainer:
             model=self.model, optimizer=self.optimizer, history=self.history, max_epochs=epochs,
             max_steps=max_steps, steps_per_epoch=updates_per_epoch, train_data=train_ds,
             val_data=val_ds, scheduler=scheduler, task=self.task, device=self.device,
-            evaluate=self.evaluate, score=self.score, trainer_state_dict=self.state_dict)
+            evaluate=self.evaluate, score=self.score, trainer_state_dict=self.state_dict,
+            is_main=dist is None or dist.is_main, world_size=dist.world_size if dist else 1)
         state.base_lrs = self._base_lrs
         self._lr_factor_set = None
         self._amp = _autocast(self.device, self.precision)
         show = sys.stdout.isatty() if self.progress is None else self.progress
         bar = ProgressBar() if show else None
         callbacks = [*self.callbacks, bar] if bar is not None else list(self.callbacks)
+        if not state.is_main:  # writers run on rank 0 only
+            callbacks = [cb for cb in callbacks if not cb.main_only]
         self._rng_after_fit = None
         with _forked_rng(self.device), _deterministic(self.deterministic):
             torch.manual_seed(self.seed)
@@ -495,6 +521,9 @@ class Trainer:
         state, history, model, opt = self.state, self.history, self.model, self.optimizer
         state.epoch = epoch
         started = time.perf_counter()
+        dist = self._dist
+        if dist is not None:  # random layers draw per rank, resumably
+            torch.manual_seed(distributed.rank_seed(self.seed, epoch, dist.rank))
         for cb in callbacks:
             cb.on_epoch_start(state)
         model.train()
@@ -517,7 +546,8 @@ class Trainer:
                     cb.on_step_start(state)
                 if set_lr_each_step or state.lr_override is not None:
                     self._set_lr(state.step)
-            loss_value, out = self._train_step(xb, yb)
+            loss_value, out = self._train_step(xb, yb) if dist is None else \
+                self._train_step_ddp(xb, yb, sync=micro + 1 >= k)
             if not math.isfinite(loss_value):
                 _zero_grad(params)  # also drops a partial accumulation
                 micro, micro_loss = 0, 0.0
@@ -564,8 +594,11 @@ class Trainer:
         if losses:
             record["train_loss"] = math.fsum(losses) / len(losses)
         if outputs and history.status != "diverged":
+            every_out, every_y = torch.cat(outputs), torch.cat(targets)
+            if dist is not None:  # the metrics of the global batches: all ranks' rows
+                every_out, every_y = dist.gather_rows(every_out), dist.gather_rows(every_y)
             record.update({f"train_{k}": v for k, v in compute_metrics(
-                self.metrics, torch.cat(outputs), torch.cat(targets), self.task).items()})
+                self.metrics, every_out, every_y, self.task).items()})
         if val is not None and history.status != "diverged":
             record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
             model.train()
@@ -598,6 +631,33 @@ class Trainer:
             if self._scaler is not None:
                 loss = self._scaler.scale(loss)
             loss.backward()
+        return value, out
+
+    def _train_step_ddp(self, xb: Tensor, yb: Tensor, sync: bool) -> tuple[float, Tensor]:
+        """One micro-batch under DDP: this rank's n_r rows of a global batch of B. J is the
+        global batch's loss Σ_r ℓ̄_r·n_r / B [+ penalty with m = B], the same on every rank;
+        when finite, backward runs on ℓ̄_r·n_r·N/B [+ penalty] (/k), which DDP's average over
+        the N ranks turns into ∇J (/k). Gradients are synchronized on the last micro-batch of
+        an update only (``sync``)."""
+        assert self._ddp is not None and self._dist is not None and self.loss_fn is not None
+        dist = self._dist
+        with self._amp:
+            out = self._ddp(xb)
+            mean = self.loss_fn(out, yb)
+        n = len(xb)
+        total, rows = dist.all_sum([float(mean.detach()) * n, float(n)]).tolist()
+        penalty = self._penalty(int(rows)) if self.penalty else None
+        value = total / rows + (float(penalty.detach()) if penalty is not None else 0.0)
+        if math.isfinite(value):
+            loss = mean * (n * dist.world_size / rows)
+            if penalty is not None:
+                loss = loss + penalty
+            if self.accumulate > 1:
+                loss = loss / self.accumulate
+            if self._scaler is not None:
+                loss = self._scaler.scale(loss)
+            with contextlib.nullcontext() if sync else self._ddp.no_sync():  # type: ignore[operator]
+                loss.backward()
         return value, out
 
     def _update(self, params: list[Tensor], step: Callable[[], Any],
@@ -661,15 +721,27 @@ class Trainer:
             raise ValueError("the model is not built yet: call fit() first")
         check_number("batch_size", batch_size, low=1, integer=True)
         X = X.X if isinstance(X, Dataset) else torch.as_tensor(X)
+        dist = self._dist
+        if dist is not None:  # each rank predicts its share of the rows; all get them all
+            first, last = shard_bounds(len(X), dist.rank, dist.world_size)
+            X = X[first:last]
         self.model.eval()
         chunks = []
         for start in range(0, len(X), batch_size):
             with _autocast(self.device, self.precision):
                 chunks.append(self.model(X[start:start + batch_size].to(self.device)).float())
         out = torch.cat(chunks) if chunks else torch.empty(0)
+        if dist is not None:
+            out = dist.gather_rows(out if chunks else self._empty_outputs())
         if proba:
             out = output_activation(self.task or "regression")(out)
         return out
+
+    def _empty_outputs(self) -> Tensor:
+        """No rows of outputs, shaped like the model's (a rank with no rows to predict)."""
+        assert self.model is not None and self.state is not None
+        probe = self.state.train_data.X[:1].to(self.device)
+        return self.model(probe).float()[:0]
 
     def evaluate(self, data: Data, *, batch_size: int = 4096) -> dict[str, float]:
         """Loss and metrics on ``data`` in eval mode: ``{"loss": …, "accuracy": …}``."""

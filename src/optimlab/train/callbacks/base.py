@@ -84,6 +84,10 @@ class State:
     score: Callable[..., Scores] | None = None
     #: everything needed to resume this fit exactly (``Trainer.state_dict``), for checkpoints
     trainer_state_dict: Callable[[], dict[str, Any]] | None = None
+    #: False on the ranks other than 0 of a data parallel fit (``strategy="ddp"``), which do
+    #: not run the callbacks marked ``main_only``; ``world_size`` processes train together
+    is_main: bool = True
+    world_size: int = 1
 
     def request_stop(self, reason: str, status: Status = "early_stopped") -> None:
         """End training after the current step or epoch, recording why."""
@@ -93,7 +97,12 @@ class State:
 
 
 class Callback:
-    """Base class: override the hooks you need; each receives the :class:`State`."""
+    """Base class: override the hooks you need; each receives the :class:`State`.
+
+    ``main_only = True`` marks a callback that writes (files, a terminal): in a data parallel
+    fit only rank 0 runs it; the others see the same logs and need not."""
+
+    main_only: bool = False
 
     def on_fit_start(self, state: State) -> None: ...
 

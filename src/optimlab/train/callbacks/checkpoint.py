@@ -98,6 +98,8 @@ class ModelCheckpoint(Callback):
     are atomic against a killed process and a file torn by a power cut is refused when read.
     """
 
+    main_only = True  # it writes: rank 0 only under DDP
+
     def __init__(self, dirpath: str | os.PathLike[str], monitor: str = "val_loss",
                  mode: str = "auto", save_best: bool = True, save_last: bool = True,
                  every: int = 1, *, sync: bool = False) -> None:

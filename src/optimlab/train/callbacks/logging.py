@@ -45,6 +45,8 @@ def _epoch_of(value: Any) -> float | None:
 class _FileLogger(Callback):
     """Shared file handling: open at fit start (fresh or resumed), one line per epoch."""
 
+    main_only = True  # it writes: rank 0 only under DDP
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._fh: IO[str] | None = None
@@ -245,6 +247,8 @@ class TensorBoardLogger(Callback):
 
     >>> Trainer(model, callbacks=[TensorBoardLogger("runs/a/tb", per_step=True)])
     """
+
+    main_only = True  # it writes: rank 0 only under DDP
 
     def __init__(self, logdir: str | os.PathLike[str], *, per_step: bool = False,
                  step_every: int = 1) -> None:

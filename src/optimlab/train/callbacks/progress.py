@@ -17,6 +17,8 @@ class ProgressBar(Callback):
     """Epochs done out of the fit's, the latest step loss (refreshed a few times a second, not
     every step) and, after each epoch, its record (losses and metrics)."""
 
+    main_only = True  # it writes: rank 0 only under DDP
+
     def __init__(self, refresh: float = 0.2) -> None:
         self.refresh = refresh
         self._progress: Any = None

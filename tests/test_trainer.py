@@ -175,6 +175,21 @@ def test_checkpoint_errors_are_clear(mlp, tmp_path, digits_split) -> None:
         Trainer(mlp(), optimizer="sgd", lr=0.1).fit(digits_split.train, epochs=1, resume=bad)
 
 
+def test_a_checkpoint_resumes_only_with_the_same_callbacks_in_the_same_order(
+        mlp, tmp_path, digits_split) -> None:
+    train = digits_split.train
+    Trainer(mlp(), optimizer="sgd", lr=0.1, progress=False,
+            callbacks=[EarlyStopping(monitor="train_loss", patience=5),
+                       ModelCheckpoint(tmp_path, monitor="train_loss")]).fit(train, epochs=1)
+    assert read_checkpoint(tmp_path / "last.pt")["callback_types"] == [
+        "EarlyStopping", "ModelCheckpoint"]
+    swapped = Trainer(mlp(), optimizer="sgd", lr=0.1, progress=False,
+                      callbacks=[ModelCheckpoint(tmp_path / "b", monitor="train_loss"),
+                                 EarlyStopping(monitor="train_loss", patience=5)])
+    with pytest.raises(ValueError, match=r"callbacks \['EarlyStopping', 'ModelCheckpoint'\]"):
+        swapped.fit(train, epochs=2, resume=tmp_path / "last.pt")
+
+
 def test_checkpoint_is_written_atomically_and_loads_weights_only(mlp, tmp_path,
                                                                  digits_split) -> None:
     cb = ModelCheckpoint(tmp_path, monitor="val_loss")

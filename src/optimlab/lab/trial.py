@@ -274,6 +274,10 @@ def _usable_checkpoint(path: Path, trainer: Any, warnings: list[str]) -> Path | 
         if len(data["callbacks"]) != len(trainer.callbacks):
             raise ValueError(f"it was written with {len(data['callbacks'])} callbacks, this "
                              f"trial has {len(trainer.callbacks)}")
+        written = data.get("callback_types")
+        if written is not None and list(written) != trainer.callback_types():
+            raise ValueError(f"it was written with the callbacks {list(written)}, this trial "
+                             f"has {trainer.callback_types()}")
         ours = {k: tuple(v.shape) for k, v in trainer.model.state_dict().items()}
         theirs = {k: tuple(v.shape) for k, v in data["model"].items()}
         if ours != theirs:

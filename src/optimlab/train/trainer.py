@@ -454,7 +454,13 @@ class Trainer:
             "history": state.history.to_dict(),
             "rng": self._rng_after_fit or _rng_state(),
             "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "callback_types": self.callback_types(),
         }
+
+    def callback_types(self) -> list[str]:
+        """The class name of each callback, in order: a checkpoint keeps them, and resuming
+        needs the same ones in the same order (each callback's state goes back to its own)."""
+        return [type(cb).__name__ for cb in self.callbacks]
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (or a checkpoint read by
@@ -469,6 +475,11 @@ class Trainer:
             raise ValueError(f"the checkpoint was written with {len(data['callbacks'])} "
                              f"callbacks but this Trainer has {len(self.callbacks)}; resume with "
                              "the same callbacks")
+        written = data.get("callback_types")  # absent from checkpoints of older versions
+        if written is not None and list(written) != self.callback_types():
+            raise ValueError(f"the checkpoint was written with the callbacks {list(written)} but "
+                             f"this Trainer has {self.callback_types()}; resume with the same "
+                             "callbacks in the same order")
         if data["torch_scheduler"] is not None and state.scheduler is None:
             raise ValueError("the checkpoint holds a torch LR scheduler's state but this Trainer "
                              "has no torch scheduler; resume with the same schedule")

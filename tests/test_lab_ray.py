@@ -3,9 +3,10 @@ final metrics as the local runner for the same seeds, per-epoch reports streamed
 (which can stop a trial), a worker process killed mid-trial retried from its checkpoint, and a
 driver killed with SIGKILL and started again losing nothing and repeating nothing.
 
-Ray is optional (``pip install -e ".[ray]"``): without it these tests are skipped, and CI —
-which installs ``.[dev]`` only — skips them; ``tests/test_lab_executors.py`` checks that
-``--executor ray`` then exits 2 with the install command. With Ray, the default run has one
+Ray is optional for users (``pip install -e ".[ray]"``) and part of ``.[dev]``, so the set-up
+of ``./run-tests`` and CI installs it and these tests run there; without it they are skipped,
+and ``tests/test_lab_executors.py`` checks that ``--executor ray`` then exits 2 with the install
+command. With Ray, the default run has one
 test here (a cluster's start-up costs seconds); the fault tests are ``slow``.
 """
 
@@ -23,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e \".[ray]\"); "
-                                        "CI installs .[dev] only and skips the Ray tests")
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e \".[ray]\", "
+                                        "or .[dev] as ./run-tests does)")
 
 from optimlab.errors import UserError  # noqa: E402
 from optimlab.lab.runner import run_study  # noqa: E402

@@ -189,19 +189,21 @@ def compute(job: Job, unit: Unit,
 
 
 def record_failure(store: Store, row: TrialRow, failure: Failure,
-                   on_failure: Callable[[str], None] | None) -> None:
+                   on_failure: Callable[[str], None] | None, *, where: str | None = None,
+                   context: str | None = None, bug: str = "a bug in optimlab") -> None:
     """Store a failed trial: the reason; for a bug also its traceback, saved to a log file
-    named in the reason and the message."""
-    where = f"{row.label} ({trial_where(row)})"
+    named in the reason and the message. ``where`` names the trial in the message (its label,
+    fold, seed and restart by default), ``context`` in the log, ``bug`` whose bug it may be."""
+    where = where or f"{row.label} ({trial_where(row)})"
     if failure.user:
         store.fail(row.id, failure.detail)
         message = f"  {where} FAILED: {failure.detail}"
     else:
-        log = save_traceback(None, context=f"study trial {where}, key {row.key}",
+        log = save_traceback(None, context=context or f"study trial {where}, key {row.key}",
                              text=failure.traceback or failure.detail)
-        store.fail(row.id, f"{failure.detail} (a bug in optimlab"
+        store.fail(row.id, f"{failure.detail} ({bug}"
                    + (f"; traceback in {log})" if log else ")"), traceback=failure.traceback)
-        message = (f"  {where} FAILED by an unexpected error (a bug in optimlab): "
+        message = (f"  {where} FAILED by an unexpected error ({bug}): "
                    f"{failure.detail}" + (f"\n    traceback: {log}" if log else ""))
     if on_failure is not None:
         on_failure(message)

@@ -29,14 +29,14 @@ import math
 import os
 import socket
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from optimlab.errors import UserError, is_user_error, one_line, save_traceback
+from optimlab.errors import UserError, one_line
+from optimlab.lab.executors import Failure, record_failure
 from optimlab.lab.runner import ckpt_root_for, trial_key
 from optimlab.lab.spec import StudySpec, parse_spec
 from optimlab.lab.store import FINISHED, Store, TrialRow
@@ -392,19 +392,9 @@ def _jsonable_settings(settings: dict[str, Any]) -> dict[str, Any]:
 def _record_failure(store: Store, row: TrialRow, err: BaseException, number: int,
                     on_failure: Callable[[str], None] | None) -> None:
     """A trial that raised: the reason with the lab trial; a bug's traceback to a log file."""
-    detail = one_line(err)
-    if is_user_error(err):
-        store.fail(row.id, detail)
-        message = f"  trial {number} FAILED: {detail}"
-    else:
-        text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-        log = save_traceback(err, context=f"search trial {number}, key {row.key}")
-        store.fail(row.id, f"{detail} (a bug in optimlab, or in the model's code"
-                   + (f"; traceback in {log})" if log else ")"), traceback=text)
-        message = (f"  trial {number} FAILED by an unexpected error: {detail}"
-                   + (f"\n    traceback: {log}" if log else ""))
-    if on_failure is not None:
-        on_failure(message)
+    record_failure(store, row, Failure.of(err), on_failure, where=f"trial {number}",
+                   context=f"search trial {number}, key {row.key}",
+                   bug="a bug in optimlab, or in the model's code")
 
 
 def work(setup: Setup, threads: int | None = None,

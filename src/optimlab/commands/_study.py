@@ -12,15 +12,24 @@ from typing import Any
 from optimlab.errors import UserError
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer ≥ 1 (``--workers 0`` and ``--threads -1`` are refused)."""
+def _int_from(text: str, low: int, words: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer (give 1 or more)")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{value} is {words} (give {low} or more)")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1 (``--workers 0`` and ``--threads -1`` are refused)."""
+    return _int_from(text, 1, "not a positive integer")
+
+
+def nonnegative_int(text: str) -> int:
+    """An argparse type: an integer ≥ 0 (a seed, a count that may be none)."""
+    return _int_from(text, 0, "negative")
 
 
 def study_name(text: str) -> str:

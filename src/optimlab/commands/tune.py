@@ -10,16 +10,6 @@ from typing import Any
 ORDER = 22
 
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative (give 0 or more)")
-    return value
-
-
 def _positive_float(text: str) -> float:
     import math
 
@@ -156,7 +146,7 @@ def _summary_json(results: Any, report: Any) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from optimlab.commands._study import positive_int
+    from optimlab.commands._study import nonnegative_int, positive_int
 
     p = sub.add_parser(
         "tune", help="search hyperparameters (grid, random, TPE, GP; Hyperband), then confirm "
@@ -179,11 +169,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pruner", choices=("hyperband", "halving", "median", "none"),
                    default=None, help="how trials are stopped early, epochs as the budget "
                                       "(default: [tune] pruner, else none)")
-    p.add_argument("--seed", type=_nonnegative_int, default=None,
+    p.add_argument("--seed", type=nonnegative_int, default=None,
                    help="the sampler's seed (default: [tune] seed, else 0)")
-    p.add_argument("--startup", type=_nonnegative_int, default=None,
+    p.add_argument("--startup", type=nonnegative_int, default=None,
                    help="random trials before TPE or GP model the rest (default 10)")
-    p.add_argument("--confirm", type=_nonnegative_int, default=None, metavar="K",
+    p.add_argument("--confirm", type=nonnegative_int, default=None, metavar="K",
                    help="re-run the best K configurations with the baseline over fresh seeds "
                         "(default: [tune] confirm, else 3; 0 for none)")
     p.add_argument("--seeds", type=positive_int, default=None, metavar="S",

@@ -57,9 +57,9 @@ from optimlab.train.callbacks import (
     SWA,
     Callback,
     EarlyStopping,
+    EpochReport,
     GradientMonitor,
     ModelCheckpoint,
-    Pruned,
     ReduceLROnPlateau,
     SnapshotEnsemble,
     TimeToTarget,
@@ -130,25 +130,25 @@ class _Heartbeat(Callback):
             self.store.heartbeat(self.trial_id)
 
 
-class _Reporter(Callback):
-    """Calls ``report(epoch, logs)`` once each epoch is closed (its checkpoint written): tells
-    the driver the trial is alive, shows progress, and lets it end the trial —
-    :class:`~optimlab.train.callbacks.Pruned` as ``pruned``, :class:`TrialStopped` as stopped
-    by the driver (``stopped`` holds the reason; :func:`train_trial` raises it after the fit)."""
+class _Reporter(EpochReport):
+    """:class:`~optimlab.train.callbacks.EpochReport` called once each epoch is closed (its
+    checkpoint written): tells the driver the trial is alive, shows progress, and lets it end
+    the trial — :class:`~optimlab.train.callbacks.Pruned` as ``pruned``, :class:`TrialStopped`
+    as stopped by the driver (``stopped`` holds the reason; :func:`train_trial` raises it after
+    the fit)."""
 
     def __init__(self, report: Report | None) -> None:
-        self.report = report
+        self.report = report  # type: ignore[assignment]  # None: nobody listens
         self.stopped: str | None = None
+
+    def on_epoch_end(self, state: Any) -> None:
+        pass  # reported at the epoch's close instead
 
     def on_epoch_close(self, state: Any) -> None:
         if self.report is None:
             return
         try:
-            self.report(state.epoch, dict(state.logs))
-        except Pruned as signal:
-            if state.history.status == "running":  # not when another callback ended it
-                state.request_stop(str(signal) or f"pruned after epoch {state.epoch}",
-                                   status="pruned")
+            super().on_epoch_end(state)
         except TrialStopped as signal:
             self.stopped = str(signal) or f"stopped by the driver after epoch {state.epoch}"
             state.request_stop(self.stopped, status="stopped")

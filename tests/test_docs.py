@@ -9,6 +9,7 @@ study, ``compare``, ``list``, ``report``, ``paths`` and ``landscape`` commands, 
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -112,3 +113,19 @@ def test_the_examples_run_as_their_readmes_say(argv, tmp_path, capsys) -> None:
     spec = str(ROOT / argv[1])
     assert main(["run", spec, *argv[2:], "--db", str(tmp_path / "e.db"),
                  "--report", str(tmp_path / "e.html")]) == 0, capsys.readouterr().err
+
+
+def test_the_readme_ddp_script_runs_under_torchrun(tmp_path) -> None:
+    """The README's `train.py` (its one ``py`` block), as it says: torchrun, 2 processes."""
+    import subprocess
+    import sys
+
+    (code,) = blocks(README, "py")
+    script = tmp_path / "train.py"
+    script.write_text(code)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc-per-node", "2", str(script)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("History(") == 1  # printed once, by rank 0

@@ -29,6 +29,7 @@ Backends: ``gloo`` on the CPU, ``nccl`` on CUDA (each rank on ``cuda:LOCAL_RANK`
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -97,6 +98,12 @@ class Distributed:
         return DistributedDataParallel(model, device_ids=ids)
 
 
+def _leave() -> None:
+    """Leave the process group that :func:`setup` joined (at the process's exit)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def setup(device: torch.device) -> Distributed:
     """Join the process group that torchrun describes in the environment (``RANK``,
     ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``), or the one already initialized; on CUDA
@@ -113,6 +120,9 @@ def setup(device: torch.device) -> Distributed:
         if missing:
             raise ValueError(f"{LAUNCH}; {', '.join(missing)} not set here")
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_leave)  # joined here, left here: a process that exits with the
+        # group still up aborts in gloo's threads ("terminate called without an active
+        # exception"), and torchrun reports the run as failed
     backend = str(dist.get_backend())
     if device.type == "cuda" and backend != "nccl":
         raise ValueError(f"the process group uses {backend!r}; on CUDA use 'nccl'")

@@ -14,19 +14,25 @@ What an executor does (:class:`Executor`): ``start(job)`` starts its workers (ea
 study's data once and warms up), ``free()`` says how many more units it can take now,
 ``submit(unit)`` starts one, ``poll(report, timeout)`` returns the units that finished with
 one :data:`Outcome` per trial — while it waits it passes each per-epoch report of a running
-trial to ``report(unit, index, epoch, logs)`` (``index``: the trial's place in the unit) and,
-when that raises :class:`~optimlab.lab.trial.TrialStopped`, makes that trial stop — and
-``close()`` stops everything. A unit whose worker process dies is
-started again from its last epoch checkpoint, at most :data:`RETRIES` more times in one run
-(then it is recorded as failed with the reason, and the next run tries it again).
+trial to ``report(unit, index, epoch, logs)`` (``index``: the trial's place in the unit) and
+hands the trial the driver's answer (:func:`answer_report` where the driver is,
+:func:`follow` where the trial trains): go on; stop (the report raised
+:class:`~optimlab.lab.trial.TrialStopped`); or pruned (it raised
+:class:`~optimlab.train.callbacks.Pruned`: the trial ends as ``pruned`` after this epoch, with
+the reason, and its result comes back like any other) — and ``close()`` stops everything.
+A unit whose worker process dies is started again from its last epoch checkpoint, at most
+:data:`RETRIES` more times in one run (then it is recorded as failed with the reason, and the
+next run tries it again).
 
 Guarantees, whatever the executor: a finished trial is recorded once, in one transaction, by the
 driver; a trial whose driver is killed (``kill -9``) is left ``running`` under the dead driver's
 process id and is claimed again by the next run, which continues it from its epoch checkpoint
 where the checkpoint storage is reachable; a trial that fails is not retried in the run it failed
 in. Per-epoch reports reach the driver as they happen (``on_report``), so progress can be shown
-and a search can stop (prune) a trial: ``on_report`` raising ends that trial, and ``on_stopped``
-records it (by default as failed with the exception as its reason).
+and a search can stop or prune a trial: ``on_report`` raising
+:class:`~optimlab.train.callbacks.Pruned` ends that trial as ``pruned`` (it is recorded with its
+epochs, as a trial pruned where it trains would be); raising anything else ends it, and
+``on_stopped`` records it (by default as failed with the exception as its reason).
 """
 
 from __future__ import annotations
@@ -46,9 +52,10 @@ from optimlab.lab import trial as _trial
 from optimlab.lab.spec import StudySpec
 from optimlab.lab.store import Store, TrialResult, TrialRow
 from optimlab.lab.trial import Trial, TrialStopped, record_trial, trial_where
+from optimlab.train.callbacks import Pruned
 
-__all__ = ["RETRIES", "Executor", "Failure", "Job", "Lost", "Outcome", "Stopped", "Unit",
-           "drive", "print_line"]
+__all__ = ["RETRIES", "Answer", "Executor", "Failure", "Job", "Lost", "Outcome", "Stopped",
+           "Unit", "answer_report", "drive", "follow", "print_line"]
 
 #: a unit whose worker process dies mid-trial is started again at most this many times in one
 #: run (so it is tried RETRIES + 1 times), each time from its last epoch checkpoint
@@ -127,8 +134,34 @@ class Lost:
 #: how a unit ended
 Outcome = TrialResult | Failure | Stopped | Lost
 #: the driver's side of a per-epoch report of the unit's trial ``index``; raises TrialStopped
-#: to stop that trial
+#: to stop that trial, Pruned to end it as pruned
 ReportHook = Callable[[Unit, int, int, dict[str, float]], None]
+#: the driver's answer to a per-epoch report, as it travels to the trial: None (go on),
+#: ("stop", "") or ("pruned", reason)
+Answer = tuple[str, str] | None
+
+
+def answer_report(report: ReportHook, unit: Unit, index: int, epoch: int,
+                  logs: dict[str, float]) -> Answer:
+    """Ask the driver about one per-epoch report (an executor's side, where the driver is)."""
+    try:
+        report(unit, index, epoch, logs)
+    except TrialStopped:
+        return ("stop", "")
+    except Pruned as signal:
+        return ("pruned", str(signal))
+    return None
+
+
+def follow(answer: Answer) -> None:
+    """Act on the driver's answer inside the trial (where it trains): return to go on, raise
+    :class:`TrialStopped` to stop, :class:`Pruned` to end the trial as pruned."""
+    if answer is None:
+        return
+    kind, reason = answer
+    if kind == "pruned":
+        raise Pruned(reason)
+    raise TrialStopped()
 
 
 class Executor(Protocol):
@@ -279,6 +312,8 @@ def drive(executor: Executor, db_path: str, job: Job,
             if on_report is not None:
                 try:
                     on_report(row, epoch, logs)
+                except Pruned:  # the trial ends as pruned where it trains, and reports back
+                    raise
                 except BaseException as err:  # the driver's decision: stop this trial
                     stops[trial_id] = err
                     raise TrialStopped(str(err)) from None

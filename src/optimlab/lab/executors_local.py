@@ -4,7 +4,7 @@
 starts N worker processes (``spawn``); each sets its torch threads, loads the study's data once
 and warms up, then says it is ready; once all are ready, the driver hands each one unit at a
 time over a pipe and gets the unit's outcomes (one per trial) — and, when the driver wants them,
-its trials' per-epoch reports, each answered "go" or "stop" — back on the same pipe. Workers
+its trials' per-epoch reports, each answered go on, stop or pruned — back on the same pipe. Workers
 never open the store.
 
 A worker that dies mid-trial (killed, out of memory) is replaced, and its unit is started again
@@ -36,13 +36,15 @@ from optimlab.lab.executors import (
     Outcome,
     ReportHook,
     Unit,
+    answer_report,
     compute,
+    follow,
 )
 from optimlab.lab.grid import configurations
 from optimlab.lab.spec import StudySpec
 from optimlab.lab.store import TrialResult
 from optimlab.lab.studydata import StudyData
-from optimlab.lab.trial import TrialStopped, build_trainer
+from optimlab.lab.trial import build_trainer
 
 __all__ = ["InProcess", "Processes", "load_and_warm_up", "warm_up"]
 
@@ -155,8 +157,7 @@ def _worker(conn: Connection, job: Job, parent: int) -> None:
         def report(index: int, epoch: int, logs: dict[str, float]) -> None:
             conn.send(("report", index, epoch, logs))
             _wait_for(conn, parent)
-            if conn.recv() == "stop":
-                raise TrialStopped()
+            follow(conn.recv())
 
         conn.send(("done", compute(job, unit, report if job.reports else None, data)))
 
@@ -244,11 +245,7 @@ class Processes:
             worker.ready = True
         elif kind == "report":
             assert worker.unit is not None
-            try:
-                report(worker.unit, message[1], message[2], message[3])
-                answer = "go"
-            except TrialStopped:
-                answer = "stop"
+            answer = answer_report(report, worker.unit, message[1], message[2], message[3])
             with contextlib.suppress(OSError):
                 worker.conn.send(answer)
         elif kind == "done":

@@ -9,8 +9,8 @@ the study's data once and warms up before its first trial. A task asks for ``num
 keeps as many tasks in flight as the cluster has room for, so a claimed trial is a running one.
 
 Per-epoch reports go through a small actor (no CPU of its own): the task hands it (unit, epoch,
-logs) and waits for the driver's answer, "go" or "stop" — so progress is live and a search can
-prune. They are sent only when the driver asked for them (``on_report``).
+logs) and waits for the driver's answer, go on, stop or pruned — so progress is live and a
+search can prune. They are sent only when the driver asked for them (``on_report``).
 
 Faults: a task whose worker process or node dies is started again by Ray, at most
 :data:`~optimlab.lab.executors.RETRIES` more times (``max_retries``), and continues from its
@@ -39,15 +39,17 @@ from typing import Any
 from optimlab.errors import UserError, one_line
 from optimlab.lab.executors import (
     RETRIES,
+    Answer,
     Failure,
     Job,
     Lost,
     Outcome,
     ReportHook,
     Unit,
+    answer_report,
     compute,
+    follow,
 )
-from optimlab.lab.trial import TrialStopped
 
 __all__ = ["INSTALL", "RayExecutor"]
 
@@ -91,8 +93,7 @@ def _train(job: Job, unit: Unit, box: Any) -> list[Outcome]:
     report = None
     if box is not None:
         def report(index: int, epoch: int, logs: dict[str, float]) -> None:
-            if ray.get(box.report.remote(unit.id, index, epoch, logs)):
-                raise TrialStopped()
+            follow(ray.get(box.report.remote(unit.id, index, epoch, logs)))
 
     return compute(job, unit, report, _data_for(job))
 
@@ -104,11 +105,12 @@ class _ReportBox:
     def __init__(self) -> None:
         self.queue: list[tuple[int, int, int, dict[str, float]]] = []
         self.arrived = asyncio.Event()
-        self.answers: dict[tuple[int, int, int], asyncio.Future[bool]] = {}
+        self.answers: dict[tuple[int, int, int], asyncio.Future[Answer]] = {}
 
     async def report(self, unit_id: int, index: int, epoch: int,
-                     logs: dict[str, float]) -> bool:
-        """Called by a task: wait for the driver's answer (True: stop)."""
+                     logs: dict[str, float]) -> Answer:
+        """Called by a task: wait for the driver's answer (:data:`~optimlab.lab.executors.
+        Answer`)."""
         future = asyncio.get_running_loop().create_future()
         self.answers[(unit_id, index, epoch)] = future
         self.queue.append((unit_id, index, epoch, logs))
@@ -122,10 +124,10 @@ class _ReportBox:
         self.arrived.clear()
         return out
 
-    async def answer(self, unit_id: int, index: int, epoch: int, stop: bool) -> None:
+    async def answer(self, unit_id: int, index: int, epoch: int, answer: Answer) -> None:
         future = self.answers.pop((unit_id, index, epoch), None)
         if future is not None and not future.done():
-            future.set_result(stop)
+            future.set_result(answer)
 
 
 class RayExecutor:
@@ -231,13 +233,10 @@ class RayExecutor:
                 report: ReportHook) -> None:
         units = {u.id: u for u in self._running.values()}
         for unit_id, index, epoch, logs in reports:
-            stop = False
+            answer: Answer = ("stop", "")  # a unit no longer running: it is stopping anyway
             if unit_id in units:
-                try:
-                    report(units[unit_id], index, epoch, logs)
-                except TrialStopped:
-                    stop = True
-            self._box.answer.remote(unit_id, index, epoch, stop)
+                answer = answer_report(report, units[unit_id], index, epoch, logs)
+            self._box.answer.remote(unit_id, index, epoch, answer)
 
     @staticmethod
     def _outcomes(ray: Any, ref: Any, n: int) -> list[Outcome]:

@@ -53,8 +53,8 @@ from optimlab.lab.trial import (
     train_trial,
 )
 
-__all__ = ["EXECUTORS", "Outcome", "Trial", "build_trainer", "choose_threads", "expand",
-           "make_executor", "monitor_for", "prepare_data", "register_study", "run_study",
+__all__ = ["EXECUTORS", "Outcome", "Trial", "build_trainer", "choose_threads", "executor_for",
+           "expand", "make_executor", "monitor_for", "prepare_data", "register_study", "run_study",
            "run_trial", "train_trial", "trial_key", "work"]
 
 #: the executors ``run_study`` and the CLI know by name
@@ -220,6 +220,19 @@ def make_executor(name: str | Executor = "local", *, workers: int = 1,
     raise UserError(f"executor={name!r} is not known; choose from {', '.join(EXECUTORS)}")
 
 
+def executor_for(spec: StudySpec, name: str | Executor = "local", *, workers: int = 1,
+                 address: str | None = None, num_cpus: float | None = None,
+                 num_gpus: float | None = None) -> Executor:
+    """:func:`make_executor` with the resources per trial given here, else the spec's
+    ``[resources]``."""
+    resources = spec.resources
+    return make_executor(name, workers=workers, address=address,
+                         num_cpus=num_cpus if num_cpus is not None else
+                         resources.num_cpus if resources is not None else None,
+                         num_gpus=num_gpus if num_gpus is not None else
+                         resources.num_gpus if resources is not None else None)
+
+
 def _siblings(spec: StudySpec, keys: Sequence[str]) -> dict[str, list[str]]:
     """For each trial key, the keys of the other trials of its configuration and fold (among
     ``keys``): its other seeds and restarts, which train on the same rows (another fold's
@@ -310,12 +323,8 @@ def run_study(spec: StudySpec, db_path: str | os.PathLike[str], *, workers: int 
     check_number("workers", workers, low=1, integer=True)
     if threads is not None:
         check_number("threads", threads, low=1, integer=True)
-    resources = spec.resources
-    ex = make_executor(executor, workers=workers, address=address,
-                       num_cpus=num_cpus if num_cpus is not None else
-                       resources.num_cpus if resources is not None else None,
-                       num_gpus=num_gpus if num_gpus is not None else
-                       resources.num_gpus if resources is not None else None)
+    ex = executor_for(spec, executor, workers=workers, address=address, num_cpus=num_cpus,
+                      num_gpus=num_gpus)
     db_path = str(db_path)
     remote = getattr(ex, "remote", False)
     asked = device or spec.device

@@ -229,6 +229,12 @@ def _nan_for_null(v: Any) -> Any:
     return v
 
 
+def _held(r: Any, host: str, now: float, stale_after: float) -> bool:
+    """A running trial's process is alive (when on ``host``) and its heartbeat fresh."""
+    alive = _pid_alive(r["pid"]) if r["host"] == host and r["pid"] is not None else True
+    return alive and r["heartbeat"] is not None and now - r["heartbeat"] < stale_after
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -495,18 +501,23 @@ class Store:
                     continue
                 if r["status"] == "failed" and run is not None and r["run"] == run:
                     continue
-                if r["status"] == "running":
-                    alive = (_pid_alive(r["pid"]) if r["host"] == host and r["pid"] is not None
-                             else True)
-                    fresh = r["heartbeat"] is not None and now - r["heartbeat"] < stale_after
-                    if alive and fresh:
-                        continue
+                if r["status"] == "running" and _held(r, host, now, stale_after):
+                    continue
                 c.execute("UPDATE trials SET status = 'running', host = ?, pid = ?, "
                           "started = COALESCE(started, ?), heartbeat = ?, "
                           "attempts = attempts + 1, error = NULL, traceback = NULL, run = ? "
                           "WHERE id = ?", (host, pid, now, now, run, r["id"]))
                 return self._rows("WHERE id = ?", (r["id"],))[0]
         return None
+
+    @_guarded
+    def held(self, trial_id: int, stale_after: float = 900.0) -> bool:
+        """Whether the trial runs now: ``running`` under a live process (on this host) with a
+        heartbeat younger than ``stale_after`` seconds (else :meth:`claim` may take it)."""
+        r = self.conn.execute("SELECT status, host, pid, heartbeat FROM trials WHERE id = ?",
+                              (trial_id,)).fetchone()
+        return (r is not None and r["status"] == "running"
+                and _held(r, socket.gethostname(), time.time(), stale_after))
 
     @_guarded
     def heartbeat(self, trial_id: int) -> None:

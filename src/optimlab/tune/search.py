@@ -35,7 +35,8 @@ from typing import Any
 
 from optimlab.errors import UserError
 from optimlab.lab.checks import StudyFacts, check_study, updates_per_epoch
-from optimlab.lab.runner import Outcome, choose_threads, run_study
+from optimlab.lab.executors import Executor
+from optimlab.lab.runner import Outcome, choose_threads, executor_for, run_study
 from optimlab.lab.spec import SpecError, StudySpec, parse_spec
 from optimlab.lab.store import Store, StoreError
 from optimlab.lab.trial import monitor_for
@@ -207,10 +208,14 @@ class SearchPlan:
     warnings: list[str]
 
 
-def plan_search(spec: SearchSpec, device: str | None = None) -> SearchPlan:
+def plan_search(spec: SearchSpec, device: str | None = None, *,
+                remote: bool = False) -> SearchPlan:
     """Load the data, build the [train] configuration and every parameter's extremes on it
     (what ``optimlab validate`` does for a search); ``SpecError``/``DataError`` name what
-    would fail."""
+    would fail. ``remote``: the trials train on a cluster (Ray), whose GPUs are on its nodes:
+    this process checks the search on its CPU."""
+    if remote and (device or spec.study.device) != "cpu":
+        device = "cpu"
     study, facts = check_study(spec.study, device)
     spec = SearchSpec(study, spec.space, spec.options)
     warnings = list(facts.warnings)
@@ -234,6 +239,9 @@ def plan_search(spec: SearchSpec, device: str | None = None) -> SearchPlan:
 def run_search(spec: SearchSpec, db: str | os.PathLike[str], *,
                build: Callable[[Any], Any] | None = None, workers: int = 1,
                threads: int | None = None, device: str | None = None,
+               executor: str | Executor = "local", address: str | None = None,
+               storage: str | os.PathLike[str] | None = None, num_cpus: float | None = None,
+               num_gpus: float | None = None,
                on_trial: Callable[[tstore.SearchTrial], None] | None = None,
                on_poll: Callable[[list[tstore.SearchTrial]], None] | None = None,
                on_confirm_trial: Callable[[Any, str], None] | None = None,
@@ -243,7 +251,13 @@ def run_search(spec: SearchSpec, db: str | os.PathLike[str], *,
     """Check ``spec`` against its data, run the search's unfinished trials, then its
     confirmation (see the module docstring). ``build``: a function ``(trial) -> settings or
     nn.Module`` that defines the space instead of ``[search]``. ``plan``: the check already
-    done (:func:`plan_search` of this spec)."""
+    done (:func:`plan_search` of this spec).
+
+    ``executor``: ``"local"`` (``workers`` processes of this machine, each asking, training and
+    telling its trials) or ``"ray"`` (this process asks and tells, each trial trains as a Ray
+    task on the cluster at ``address``, with ``num_cpus``/``num_gpus`` a trial, else the
+    spec's ``[resources]``; epoch checkpoints in ``storage``: :mod:`optimlab.tune.driver`),
+    or an :class:`~optimlab.lab.executors.Executor`. The confirmation runs there too."""
     from optimlab._checks import check_number
 
     check_number("workers", workers, low=1, integer=True)
@@ -265,8 +279,14 @@ def run_search(spec: SearchSpec, db: str | os.PathLike[str], *,
                             f"{getattr(build, '__qualname__', build)!r} cannot be sent (a "
                             "lambda or a function defined inside another): define it at the "
                             "top level of a module, or use workers=1") from None
+    remote = executor != "local"
+    ex = None
+    if remote:  # without Ray: the install command, before anything is checked or trained
+        ex = executor_for(spec.study, executor, address=address, num_cpus=num_cpus,
+                          num_gpus=num_gpus)
+        _check_remote(spec)
     db = str(db)
-    plan = plan if plan is not None else plan_search(spec, device)
+    plan = plan if plan is not None else plan_search(spec, device, remote=remote)
     spec, facts, monitor, direction = plan.spec, plan.facts, plan.monitor, plan.direction
     n_trials = plan.trials
     if on_warning is not None:
@@ -284,10 +304,19 @@ def run_search(spec: SearchSpec, db: str | os.PathLike[str], *,
                   seed=spec.options.seed, startup=spec.options.startup, n_trials=n_trials,
                   monitor=monitor, direction=direction,
                   max_epochs=plan.max_epochs, device=facts.device, run=run,
-                  deadline=time.time() + timeout if timeout is not None else None, build=build)
-    threads = threads or choose_threads(workers, facts.work_per_step)
-    ran = _run_workers(setup, workers, threads, on_trial, on_poll, on_failure, on_warning,
-                       search_id)
+                  deadline=time.time() + timeout if timeout is not None else None, build=build,
+                  remote=remote)
+    if ex is not None:
+        from optimlab.tune.driver import drive_search
+
+        asked = device or spec.study.device
+        ran = drive_search(setup, ex, spec.study.model_copy(update={"device": asked}),
+                           storage=storage, threads=threads, device=asked, on_trial=on_trial,
+                           on_failure=on_failure, on_warning=on_warning)
+    else:
+        threads = threads or choose_threads(workers, facts.work_per_step)
+        ran = _run_workers(setup, workers, threads, on_trial, on_poll, on_failure, on_warning,
+                           search_id)
     with Store(db) as store:
         trials = tstore.read_trials(store, search_id)
     counts: dict[str, int] = {}
@@ -295,9 +324,24 @@ def run_search(spec: SearchSpec, db: str | os.PathLike[str], *,
         counts[t.state] = counts.get(t.state, 0) + 1
     outcome = SearchOutcome(spec.name, counts, ran, trials, monitor, direction, facts)
     if spec.options.confirm > 0:
+        where = {"executor": executor, "address": address, "storage": storage,
+                 "num_cpus": num_cpus, "num_gpus": num_gpus} if remote else {}
         _confirm(spec, db, outcome, study_id, search_id, workers, threads, device,
-                 on_confirm_trial, on_failure, on_warning)
+                 on_confirm_trial, on_failure, on_warning, where)
     return outcome
+
+
+def _check_remote(spec: SearchSpec) -> None:
+    """Refuse what trials on a cluster cannot do: each trains from its stored settings on
+    the study's data, so a space over the data itself stays local."""
+    from optimlab.tune.space import DATA_PARAMS
+
+    varied = [n for n in (spec.space.names if spec.space is not None else [])
+              if n in DATA_PARAMS]
+    if varied:
+        raise UserError(f"the search varies {', '.join(varied)}, which changes the data each "
+                        "trial trains on; on Ray every trial trains on the study's data: fix "
+                        "it in [data] (or search it with --executor local)")
 
 
 def confirmation_seeds_note(k: int, seeds: int) -> str:
@@ -363,7 +407,7 @@ def _confirm(spec: SearchSpec, db: str, outcome: SearchOutcome, study_id: int, s
              workers: int, threads: int, device: str | None,
              on_trial: Callable[[Any, str], None] | None,
              on_failure: Callable[[str], None] | None,
-             on_warning: Callable[[str], None] | None) -> None:
+             on_warning: Callable[[str], None] | None, where: dict[str, Any]) -> None:
     from optimlab.lab.analysis import analyze
 
     with Store(db) as store:
@@ -376,7 +420,8 @@ def _confirm(spec: SearchSpec, db: str, outcome: SearchOutcome, study_id: int, s
                 on_warning(f"confirmation: {note}")
         return
     result = run_study(plan.spec, db, workers=workers, threads=threads, device=device,
-                       on_trial=on_trial, on_failure=on_failure, on_warning=on_warning)
+                       on_trial=on_trial, on_failure=on_failure, on_warning=on_warning,
+                       **where)
     with Store(db) as store:
         tstore.link_confirmation(store, search_id, result.study_id)
         outcome.confirmation = analyze(store, plan.spec.name)
@@ -389,7 +434,9 @@ def search(build: Callable[[Any], Any] | None = None, *,
            timeout: float | None = None, sampler: str | None = None, pruner: str | None = None,
            seed: int | None = None, startup: int | None = None, confirm: int | None = None,
            seeds: int | None = None, workers: int = 1, threads: int | None = None,
-           device: str | None = None,
+           device: str | None = None, executor: str | Executor = "local",
+           address: str | None = None, storage: str | os.PathLike[str] | None = None,
+           num_cpus: float | None = None, num_gpus: float | None = None,
            on_trial: Callable[[tstore.SearchTrial], None] | None = None,
            on_failure: Callable[[str], None] | None = _print,
            on_warning: Callable[[str], None] | None = _print) -> SearchOutcome:
@@ -405,6 +452,9 @@ def search(build: Callable[[Any], Any] | None = None, *,
     trial starts after), ``sampler`` (tpe, gp, random, grid), ``pruner`` (hyperband, halving,
     median, none), ``seed``, ``startup`` (random trials before TPE/GP), ``confirm`` (the top K
     re-run; 0 for none), ``seeds`` (the confirmation's seeds), ``workers`` (processes).
+    ``executor="ray"`` trains each trial as a Ray task (``address``, ``storage``,
+    ``num_cpus``, ``num_gpus``: as for ``optimlab run``; see :func:`run_search`); ``build``
+    must then return settings, not a module.
     """
     if isinstance(spec, SearchSpec):
         parsed = spec
@@ -424,4 +474,6 @@ def search(build: Callable[[Any], Any] | None = None, *,
                                  pruner=pruner, seed=seed, startup=startup, confirm=confirm,
                                  confirm_seeds=seeds)
     return run_search(parsed, db, build=build, workers=workers, threads=threads, device=device,
-                      on_trial=on_trial, on_failure=on_failure, on_warning=on_warning)
+                      executor=executor, address=address, storage=storage, num_cpus=num_cpus,
+                      num_gpus=num_gpus, on_trial=on_trial, on_failure=on_failure,
+                      on_warning=on_warning)

@@ -75,6 +75,9 @@ class Setup:
     run: str
     deadline: float | None = None
     build: Callable[[Any], Any] | None = None
+    #: its trials train elsewhere (a Ray cluster, :mod:`optimlab.tune.driver`): from the
+    #: stored settings alone, so a build function's module or data overrides cannot go there
+    remote: bool = False
 
 
 @dataclass
@@ -172,6 +175,14 @@ class Worker:
                                         _frozen(study, number), run=s.run,
                                         error=f"build(trial) raised {text}")
                 return Job(number, dict(trial.params), error=err)
+            if s.remote and (job.module is not None or job.data):
+                what = ("a torch.nn.Module" if job.module is not None
+                        else "data overrides (data.standardize)")
+                raise UserError(f"trial {number}: build(trial) returned {what}, which cannot "
+                                "be sent to Ray tasks (they train from the trial's stored "
+                                "settings); describe the model in the returned settings ("
+                                "{'model': {'type': 'mlp', 'hidden': [...]}, ...}), or run "
+                                "the search with executor='local'")
             config = _jsonable_settings(job.settings)
             if job.data:  # kept with the trial: the confirmation runs it on the same data
                 trial.set_user_attr("data", job.data)

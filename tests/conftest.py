@@ -36,3 +36,14 @@ def make_mlp(inputs: int = 64, hidden: int = 32, outputs: int = 10, *, dropout: 
 def mlp() -> Callable[..., torch.nn.Sequential]:
     """The MLP factory :func:`make_mlp` (``mlp(hidden=16, bn=True)``, …)."""
     return make_mlp
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():  # type: ignore[no-untyped-def]
+    """A local Ray cluster of 2 CPUs (no dashboard), started once for the test process and
+    shared by the Ray tests; skipped without Ray (pip install -e ".[ray]")."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e \".[ray]\", "
+                                            "or .[dev] as ./run-tests does)")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()

@@ -33,11 +33,10 @@ from optimlab.lab.spec import parse_spec  # noqa: E402
 from optimlab.lab.store import Store  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
+@pytest.fixture
+def cluster(ray_cluster):  # type: ignore[no-untyped-def]
+    """The shared local cluster (``tests/conftest.py``)."""
+    return ray_cluster
 
 
 def small(epochs: int = 3, seeds: int = 2) -> dict[str, object]:

@@ -23,7 +23,7 @@ def _positive_float(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from optimlab.commands._study import check_output_file
+    from optimlab.commands._study import check_output_file, executor_options
     from optimlab.lab.store import Store
     from optimlab.tune.results import load_search
     from optimlab.tune.search import run_search
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.db, "--db")
     if args.report:
         check_output_file(args.report, "--report")
+    where = executor_options(args)
     spec = load_search_spec(args.spec).with_options(
         trials=args.trials, timeout=args.timeout, sampler=args.sampler, pruner=args.pruner,
         seed=args.seed, startup=args.startup, confirm=args.confirm, confirm_seeds=args.seeds)
@@ -39,15 +40,22 @@ def run(args: argparse.Namespace) -> int:
         spec = SearchSpec(spec.study.model_copy(update={"device": args.device}), spec.space,
                           spec.options)
     quiet = args.json
+    from optimlab.lab.runner import executor_for
     from optimlab.lab.words import is_proportion_metric, metric_words
     from optimlab.tune.search import plan_search
 
-    plan = plan_search(spec, args.device)  # the data's task decides the metric
+    remote = where["executor"] == "ray"
+    if remote:  # without Ray: the install command, before the data is loaded
+        where["executor"] = executor_for(spec.study, "ray", address=where["address"],
+                                         num_cpus=where["num_cpus"],
+                                         num_gpus=where["num_gpus"])
+    plan = plan_search(spec, args.device, remote=remote)  # the data's task decides the metric
     monitor = plan.monitor
     percent = is_proportion_metric(monitor)
     if not quiet:
         print(f"searching {spec.name!r}: {plan.trials} trials, sampler "
-              f"{spec.options.sampler}, pruner {spec.options.pruner} → {args.db}",
+              f"{spec.options.sampler}, pruner {spec.options.pruner}"
+              f"{' on ray' if remote else ''} → {args.db}",
               file=sys.stderr, flush=True)
 
     def on_trial(t: Any) -> None:
@@ -61,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     outcome = run_search(spec, args.db, workers=args.workers, threads=args.threads,
                          device=args.device, on_trial=on_trial, on_confirm_trial=on_confirm,
-                         plan=plan)
+                         plan=plan, **where)
     with Store(args.db, create=False) as store:
         results = load_search(store, spec.name)
     report = None
@@ -146,7 +154,7 @@ def _summary_json(results: Any, report: Any) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from optimlab.commands._study import nonnegative_int, positive_int
+    from optimlab.commands._study import add_executor_flags, nonnegative_int, positive_int
 
     p = sub.add_parser(
         "tune", help="search hyperparameters (grid, random, TPE, GP; Hyperband), then confirm "
@@ -156,7 +164,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(finished trials are kept, an interrupted one continues from its last "
                     "epoch). Then re-run the best K configurations and the [train] baseline "
                     "over S fresh seeds as a study, rank them with the lab's statistics, and "
-                    "write the report.")
+                    "write the report. With --executor ray this process asks the sampler, "
+                    "prunes and records; each trial trains as a Ray task.")
     p.add_argument("spec", help="the search spec (TOML with a [search] table); see "
                                 "examples/tuning/")
     p.add_argument("--trials", type=positive_int, default=None,
@@ -188,4 +197,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
                    help="where trials train (default: the spec's device, else cpu)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_executor_flags(p)
     p.set_defaults(func=run)

@@ -31,7 +31,6 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from optimlab.errors import UserError
 from optimlab.lab.executors import Executor, Job, drive
@@ -144,22 +143,20 @@ class _Driver:
 
 
 def drive_search(setup: Setup, executor: Executor, spec: StudySpec, *,
-                 storage: str | os.PathLike[str] | None = None, threads: int | None = None,
+                 threads: int | None = None,
                  device: str = "cpu",
                  on_trial: Callable[[tstore.SearchTrial], None] | None = None,
                  on_failure: Callable[[str], None] | None = _print,
                  on_warning: Callable[[str], None] | None = _print) -> int:
     """Run the search ``setup`` describes on ``executor`` until it has its trials (see the
     module docstring); return how many trials this call finished. ``spec``: the study every
-    trial trains on (its data, [train], device); ``storage``: the folder of the trials' epoch
-    checkpoints (default ``<db>.ckpt``, where a local worker keeps them too)."""
-    from optimlab.lab.runner import ckpt_root_for
-
-    root = Path(storage) if storage is not None else ckpt_root_for(setup.db)
-    job = Job(spec, root, threads, device, reports=True)
+    trial trains on (its data, [train], device). The trials' epoch checkpoints go where a
+    local worker keeps them (``setup.storage``, else ``<db>.ckpt``)."""
     with Store(setup.db) as store:
         tstore.check_store(store)
         driver = _Driver(Worker(setup, store, on_trial, on_failure, on_warning))
+        root = driver.worker.ckpt_root
+        job = Job(spec, root, threads, device, reports=True)
         while True:
             drive(executor, setup.db, job, driver.keys, run=setup.run,
                   on_trial=driver.on_trial, on_report=driver.on_report,

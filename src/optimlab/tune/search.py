@@ -257,7 +257,8 @@ def run_search(spec: SearchSpec, db: str | os.PathLike[str], *,
     telling its trials) or ``"ray"`` (this process asks and tells, each trial trains as a Ray
     task on the cluster at ``address``, with ``num_cpus``/``num_gpus`` a trial, else the
     spec's ``[resources]``; epoch checkpoints in ``storage``: :mod:`optimlab.tune.driver`),
-    or an :class:`~optimlab.lab.executors.Executor`. The confirmation runs there too."""
+    or an :class:`~optimlab.lab.executors.Executor`. The confirmation runs there too.
+    ``storage``: the folder of the trials' epoch checkpoints (default ``<db>.ckpt``)."""
     from optimlab._checks import check_number
 
     check_number("workers", workers, low=1, integer=True)
@@ -305,13 +306,13 @@ def run_search(spec: SearchSpec, db: str | os.PathLike[str], *,
                   monitor=monitor, direction=direction,
                   max_epochs=plan.max_epochs, device=facts.device, run=run,
                   deadline=time.time() + timeout if timeout is not None else None, build=build,
-                  remote=remote)
+                  remote=remote, storage=str(storage) if storage is not None else None)
     if ex is not None:
         from optimlab.tune.driver import drive_search
 
         asked = device or spec.study.device
         ran = drive_search(setup, ex, spec.study.model_copy(update={"device": asked}),
-                           storage=storage, threads=threads, device=asked, on_trial=on_trial,
+                           threads=threads, device=asked, on_trial=on_trial,
                            on_failure=on_failure, on_warning=on_warning)
     else:
         threads = threads or choose_threads(workers, facts.work_per_step)

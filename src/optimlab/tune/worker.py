@@ -31,6 +31,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -78,6 +79,8 @@ class Setup:
     #: its trials train elsewhere (a Ray cluster, :mod:`optimlab.tune.driver`): from the
     #: stored settings alone, so a build function's module or data overrides cannot go there
     remote: bool = False
+    #: the folder of the trials' epoch checkpoints (None: ``<db>.ckpt``)
+    storage: str | None = None
 
 
 @dataclass
@@ -118,7 +121,8 @@ class Worker:
         if row is None:
             raise tstore.StoreError(f"study {self.spec.name!r} in {store.path} is not a search")
         self.search_id = row["id"]
-        self.ckpt_root = ckpt_root_for(setup.db)
+        self.ckpt_root = (Path(setup.storage) if setup.storage is not None
+                          else ckpt_root_for(setup.db))
         self._data: dict[str, tuple[StudySpec, StudyData]] = {}
 
     # -- the loop ------------------------------------------------------------------------------

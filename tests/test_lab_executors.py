@@ -185,3 +185,27 @@ def test_a_search_adds_trials_as_results_come_in(tmp_path) -> None:
 
     assert work(str(db), spec, lambda: keys, on_trial=on_trial) == 2
     assert told == [("sgd", "completed"), ("adam", "completed")]
+
+
+def test_a_report_answered_pruned_ends_the_trial_pruned_where_it_trains(tmp_path) -> None:
+    """``on_report`` raising Pruned (a search's pruner in the driver): the trial ends after
+    that epoch as ``pruned`` with the reason, its epochs stored up to there — trained alone in
+    a worker process, or with its seeds as one stacked model in this process."""
+    from optimlab.train.callbacks import Pruned
+
+    def on_report(row, epoch, logs) -> None:  # type: ignore[no-untyped-def]
+        if row.label == "adam" and row.seed == 1 and epoch == 1:
+            raise Pruned("pruned by the test after 2 epochs")
+
+    for name, executor, together in (("one", InProcess(), None),
+                                     ("two", Processes(1), False)):
+        db = tmp_path / f"{name}.db"
+        out = run_study(parse_spec(small()), db, executor=executor, on_report=on_report,
+                        together=together, on_failure=None)
+        assert out.counts == {"completed": 3, "pruned": 1}, name
+        with Store(db) as store:
+            rows = store.trials(store.study()[0])
+            pruned = next(r for r in rows if r.status == "pruned")
+            assert (pruned.label, pruned.seed) == ("adam", 1)
+            assert pruned.reason == "pruned by the test after 2 epochs"
+            assert [e["epoch"] for e in store.epochs(pruned.id)] == [0, 1]

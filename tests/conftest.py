@@ -47,3 +47,35 @@ def ray_cluster():  # type: ignore[no-untyped-def]
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
+
+
+SMALL_SEARCH = """
+name = "{name}"
+[data]
+dataset = "iris"
+val = 0.3
+[train]
+model = {{ type = "mlp", hidden = [8] }}
+epochs = {epochs}
+batch_size = 16
+optimizer = "sgd"
+[search]
+lr = {{ low = 0.001, high = 0.3, log = true }}
+batch_size = [8, 16, 32]
+[tune]
+trials = {trials}
+sampler = "tpe"
+startup = 2
+confirm = 0
+"""
+
+
+@pytest.fixture
+def small_search() -> Callable[..., str]:
+    """A small TPE search on iris as TOML: ``small_search(epochs, trials, name="k")``."""
+
+    def text(epochs: int, trials: int, name: str = "k") -> str:
+        return SMALL_SEARCH.format(epochs=epochs, trials=trials, name=name)
+
+    return text
+

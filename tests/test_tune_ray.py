@@ -88,10 +88,10 @@ def test_what_cannot_go_to_ray_is_refused_before_it_trains(ray_cluster, tmp_path
 
 
 def test_without_ray_tune_on_ray_exits_2_with_the_install_command(tmp_path, monkeypatch,
-                                                                  capsys) -> None:
+                                                                  capsys, small_search) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as without it
     spec = tmp_path / "s.toml"
-    spec.write_text(SLOW_SPEC.format(epochs=2, trials=2))
+    spec.write_text(small_search(2, 2))
     assert main(["tune", str(spec), "--db", str(tmp_path / "s.db"), "--report", "",
                  "--executor", "ray"]) == 2
     err = capsys.readouterr().err
@@ -99,9 +99,10 @@ def test_without_ray_tune_on_ray_exits_2_with_the_install_command(tmp_path, monk
     assert not (tmp_path / "s.db").exists()  # refused before the store was touched
 
 
-def test_tune_on_ray_from_the_command_line(ray_cluster, tmp_path, capsys) -> None:
+def test_tune_on_ray_from_the_command_line(ray_cluster, tmp_path, capsys,
+                                          small_search) -> None:
     spec = tmp_path / "s.toml"
-    spec.write_text(SLOW_SPEC.format(epochs=2, trials=3))
+    spec.write_text(small_search(2, 3))
     db = tmp_path / "s.db"
     assert main(["tune", str(spec), "--db", str(db), "--report", "", "--json", "--executor",
                  "ray", "--num-cpus", "2", "--storage", str(tmp_path / "ckpt")]) == 0
@@ -128,25 +129,6 @@ def test_two_trials_at_once_on_ray_each_once(ray_cluster, tmp_path) -> None:
     assert any(b[0] < a[1] for a, b in itertools.pairwise(spans))  # two trained at once
 
 
-SLOW_SPEC = """
-name = "k"
-[data]
-dataset = "iris"
-val = 0.3
-[train]
-model = {{ type = "mlp", hidden = [8] }}
-epochs = {epochs}
-batch_size = 16
-optimizer = "sgd"
-[search]
-lr = {{ low = 0.001, high = 0.3, log = true }}
-batch_size = [8, 16, 32]
-[tune]
-trials = {trials}
-sampler = "tpe"
-startup = 2
-confirm = 0
-"""
 DRIVER = textwrap.dedent("""
     import sys
     from optimlab.tune import search
@@ -169,12 +151,12 @@ def _finished(db: Path) -> int:
 
 
 @pytest.mark.slow
-def test_a_driver_killed_mid_search_and_run_again_finishes_each_trial_once(ray_cluster,
-                                                                          tmp_path) -> None:
+def test_a_driver_killed_mid_search_and_run_again_finishes_each_trial_once(
+        ray_cluster, tmp_path, small_search) -> None:
     """The driver joins the test's cluster (as on a cluster that outlives it); killed, it
     takes its task with it, and the next driver takes its trial over, from its checkpoint."""
     spec = tmp_path / "k.toml"
-    spec.write_text(SLOW_SPEC.format(epochs=40, trials=5))
+    spec.write_text(small_search(40, 5))
     reference = search(spec=spec, db=tmp_path / "ref.db", **QUIET)
     db = tmp_path / "k.db"
     address = ray_cluster.get_runtime_context().gcs_address

@@ -212,25 +212,6 @@ KILLER = textwrap.dedent("""
     from optimlab.tune import search
     search(spec=sys.argv[1], db=sys.argv[2])
 """)
-SLOW_SPEC = """
-name = "k"
-[data]
-dataset = "iris"
-val = 0.3
-[train]
-model = {{ type = "mlp", hidden = [8] }}
-epochs = {epochs}
-batch_size = 16
-optimizer = "sgd"
-[search]
-lr = {{ low = 0.001, high = 0.3, log = true }}
-batch_size = [8, 16, 32]
-[tune]
-trials = {trials}
-sampler = "tpe"
-startup = 2
-confirm = 0
-"""
 
 
 def _count(db: Path, sql: str) -> int:
@@ -245,9 +226,9 @@ def _count(db: Path, sql: str) -> int:
         return 0
 
 
-def test_kill_9_mid_search_then_rerun_finishes_each_trial_once(tmp_path) -> None:
+def test_kill_9_mid_search_then_rerun_finishes_each_trial_once(tmp_path, small_search) -> None:
     spec = tmp_path / "k.toml"
-    spec.write_text(SLOW_SPEC.format(epochs=25, trials=5))
+    spec.write_text(small_search(25, 5))
     reference = search(spec=spec, db=tmp_path / "ref.db", **QUIET)
     db = tmp_path / "k.db"
     proc = subprocess.Popen([sys.executable, "-c", KILLER, str(spec), str(db)],
@@ -277,11 +258,12 @@ def test_kill_9_mid_search_then_rerun_finishes_each_trial_once(tmp_path) -> None
     assert sum(r.attempts for r in rows) <= 6  # only the interrupted trial ran twice
 
 
-def test_two_runs_at_once_on_one_store_lose_nothing_and_run_nothing_twice(tmp_path) -> None:
+def test_two_runs_at_once_on_one_store_lose_nothing_and_run_nothing_twice(
+        tmp_path, small_search) -> None:
     import threading
 
     spec = tmp_path / "t.toml"
-    spec.write_text(SLOW_SPEC.format(epochs=10, trials=10).replace('name = "k"', 'name = "t"'))
+    spec.write_text(small_search(10, 10, "t"))
     db = tmp_path / "t.db"
     errors: list[BaseException] = []
 
@@ -306,9 +288,9 @@ def test_two_runs_at_once_on_one_store_lose_nothing_and_run_nothing_twice(tmp_pa
 
 
 @pytest.mark.slow
-def test_two_workers_lose_nothing_and_run_nothing_twice(tmp_path) -> None:
+def test_two_workers_lose_nothing_and_run_nothing_twice(tmp_path, small_search) -> None:
     spec = tmp_path / "w.toml"
-    spec.write_text(SLOW_SPEC.format(epochs=3, trials=8).replace('name = "k"', 'name = "w"'))
+    spec.write_text(small_search(3, 8, "w"))
     out = search(spec=spec, db=tmp_path / "w.db", workers=2, **QUIET)
     assert [t.number for t in out.trials] == list(range(8))
     assert all(t.state == "complete" for t in out.trials)

@@ -4,6 +4,7 @@ argparse), the checks of the files they will write, and text shown safely on a t
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import unicodedata
 from pathlib import Path
@@ -60,26 +61,32 @@ def add_study_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
-def positive_float(text: str) -> float:
-    """An argparse type: a number > 0 (``--num-cpus 0.5``)."""
+def _float_from(text: str, zero: bool, unit: str = "") -> float:
+    """A finite number > 0 (≥ 0 with ``zero``); ``unit`` names what it counts in messages."""
+    what = f"number{unit}"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {what}") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise argparse.ArgumentTypeError(f"{text} is not a {what} ≥ 0" if zero
+                                         else f"{text} is not a positive {what}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0 (``--num-cpus 0.5``)."""
+    return _float_from(text, zero=False)
 
 
 def non_negative_float(text: str) -> float:
     """An argparse type: a number ≥ 0 (``--num-gpus 0``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a number ≥ 0")
-    return value
+    return _float_from(text, zero=True)
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds > 0 (``--timeout 60``)."""
+    return _float_from(text, zero=False, unit=" of seconds")
 
 
 def add_executor_flags(p: argparse.ArgumentParser) -> None:

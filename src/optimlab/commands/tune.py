@@ -10,18 +10,6 @@ from typing import Any
 ORDER = 22
 
 
-def _positive_float(text: str) -> float:
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     from optimlab.commands._study import check_output_file, executor_options
     from optimlab.lab.store import Store
@@ -154,7 +142,12 @@ def _summary_json(results: Any, report: Any) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from optimlab.commands._study import add_executor_flags, nonnegative_int, positive_int
+    from optimlab.commands._study import (
+        add_executor_flags,
+        nonnegative_int,
+        positive_int,
+        positive_seconds,
+    )
 
     p = sub.add_parser(
         "tune", help="search hyperparameters (grid, random, TPE, GP; Hyperband), then confirm "
@@ -171,7 +164,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=positive_int, default=None,
                    help="trials in the search (default: [tune] trials, else every grid point "
                         "or 20); a rerun with more adds trials")
-    p.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
+    p.add_argument("--timeout", type=positive_seconds, default=None, metavar="S",
                    help="start no new trial after S seconds")
     p.add_argument("--sampler", choices=("tpe", "gp", "random", "grid"), default=None,
                    help="how trials are drawn (default: [tune] sampler, else tpe)")

@@ -17,6 +17,7 @@ Each contender runs ``--repeats`` steps per round (median kept); rounds interlea
 contender and the copy; the best round of each is kept (the machine is shared and noisy).
 
     python benchmarks/optim_step.py [--params 10_000_000] [--tensors 100] [--rounds 7]
+    python benchmarks/optim_step.py --small --repeats 200   # the lab's small MLP: the rule
 """
 
 from __future__ import annotations
@@ -69,6 +70,48 @@ def make_params(n: int, tensors: int) -> list[torch.Tensor]:
     return params
 
 
+def digits_mlp_params(copies: int) -> list[torch.Tensor]:
+    """The tensors of the lab's digits MLP (64→128→10: 9,610 parameters in 4 tensors), or of
+    ``copies`` of it stacked (seeds trained together), gradients fixed."""
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(128, 64), (128,), (10, 128), (10,)]
+    params = [torch.randn(*((copies,) if copies > 1 else ()), *s, generator=gen).requires_grad_()
+              for s in shapes]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=gen) * 1e-3
+    return params
+
+
+def small_table(args: argparse.Namespace) -> None:
+    """The rule ``fused=None`` follows on small models: the eager chain, the default step and
+    torch's kernel (``fused=True``), µs per step, interleaved rounds, best round kept."""
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; the digits MLP "
+          f"(9,610 parameters in 4 tensors) alone and 8 copies stacked; µs per step, best of "
+          f"{args.rounds} interleaved rounds, median of {args.repeats} steps each\n")
+    header = (f"{'optimizer':10} {'copies':>6} {'eager':>7} {'default':>8} {'kernel':>7} "
+              f"{'default/eager':>13}")
+    print(header)
+    print("-" * len(header))
+    for name, (ours_factory, _, _) in CASES.items():
+        if args.only and name not in args.only:
+            continue
+        for copies in (1, 8):
+            params = digits_mlp_params(copies)
+            contenders = {"eager": ours_factory(params, False).step,
+                          "default": ours_factory(params, None).step,
+                          "kernel": ours_factory(params, True).step}
+            for step in contenders.values():
+                for _ in range(10):
+                    step()
+            best = {k: float("inf") for k in contenders}
+            for _ in range(args.rounds):
+                for k, step in contenders.items():
+                    best[k] = min(best[k], median_time(step, args.repeats))
+            us = {k: v * 1e6 for k, v in best.items()}
+            print(f"{name:10} {copies:6d} {us['eager']:7.0f} {us['default']:8.0f} "
+                  f"{us['kernel']:7.0f} {best['default'] / best['eager']:13.2f}", flush=True)
+
+
 def median_time(fn: Callable[[], object], repeats: int) -> float:
     """Seconds per call, median over ``repeats`` single calls."""
     times = []
@@ -99,7 +142,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7,
                         help="interleaved rounds; each contender's best round median is kept")
     parser.add_argument("--only", nargs="*", default=None, help="optimizer names to run")
+    parser.add_argument("--small", action="store_true",
+                        help="the lab's digits MLP instead (alone and 8 stacked): eager, "
+                        "default and torch's kernel, µs per step")
     args = parser.parse_args()
+    if args.small:
+        small_table(args)
+        return
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}")

@@ -16,6 +16,7 @@ from optimlab.train.metrics import (
     TASKS,
     Metric,
     compute,
+    compute_stacked,
     default_metrics,
     get_metric,
     metric_names,
@@ -566,3 +567,52 @@ def test_probabilities_are_sigmoid_and_softmax() -> None:
     x = prepare(logits, y, "multiclass")
     np.testing.assert_allclose(x.probabilities, softmax(logits.double().numpy(), axis=1),
                                rtol=1e-15, atol=0)
+
+
+def _same(a: dict[str, float], b: dict[str, float]) -> bool:
+    return a.keys() == b.keys() and all(
+        a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+@pytest.mark.parametrize("task, shape", [
+    ("binary", (5, 30)), ("binary", (5, 30, 1)), ("multiclass", (5, 30, 4)),
+    ("multiclass", (5, 30, 7)), ("regression", (5, 30)), ("regression", (5, 30, 2)),
+])
+def test_compute_stacked_equals_compute_on_each_seed(task: str, shape: tuple[int, ...]) -> None:
+    """S evaluations stacked (seeds trained together): every metric of the task, seed by seed,
+    exactly what compute gives on that seed alone — with classes absent from some seeds, one
+    seed's outputs non-finite and targets of every accepted form."""
+    gen = torch.Generator().manual_seed(len(shape) + shape[-1])
+    out = torch.randn(shape, generator=gen) * 3
+    if task == "multiclass":
+        k = shape[-1]
+        y = torch.randint(0, k, shape[:2], generator=gen)
+        y[1] = y[1] % 2  # seed 1 sees two classes only
+        targets = [y, torch.nn.functional.one_hot(y, k).float()]
+    elif task == "binary":
+        y = torch.randint(0, 2, shape[:2], generator=gen)
+        y[2] = 1  # one class only: ROC-AUC is NaN there
+        targets = [y, y.float() * 0.9 + 0.05, y.reshape(shape)]
+    else:
+        targets = [torch.randn(shape, generator=gen)]
+    out[3, 4] = float("nan")  # a seed gone non-finite
+    names = [n for n in metric_names(task) if get_metric(n).scalar]
+    for tgt in targets:
+        together = compute_stacked(names, out, tgt, task)
+        assert len(together) == shape[0]
+        for s in range(shape[0]):
+            assert _same(together[s], compute(names, out[s], tgt[s], task)), (task, s)
+
+
+def test_compute_stacked_of_the_dense_layout_and_without_scalar_metrics() -> None:
+    """Outputs seen as [S, n, K] over memory laid out [S, K, n] (the stacked dense model's), and
+    only non-scalar metrics asked for: one empty dict per seed."""
+    gen = torch.Generator().manual_seed(0)
+    out = torch.randn(3, 4, 20, generator=gen).mT
+    y = torch.randint(0, 4, (3, 20), generator=gen)
+    names = ["accuracy", "f1_weighted", "roc_auc", "top2_accuracy"]
+    assert compute_stacked(names, out, y, "multiclass") == \
+        [compute(names, out[s], y[s], "multiclass") for s in range(3)]
+    assert compute_stacked(["confusion_matrix"], out, y, "multiclass") == [{}, {}, {}]
+    with pytest.raises(ValueError, match="stacked outputs and targets"):
+        compute_stacked(names, out, y[:, :5], "multiclass")

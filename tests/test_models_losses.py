@@ -190,3 +190,22 @@ def test_stacked_losses_are_each_batchs_loss(spec, task, outputs, targets):
     assert got.shape == (outputs[0],)
     for s in range(outputs[0]):
         assert got[s].item() == pytest.approx(loss(z[s], y[s]).item(), rel=1e-12, abs=1e-14)
+
+
+@pytest.mark.parametrize("spec", ["ce", "ce:0.1"])
+def test_stacked_cross_entropy_over_classes_first_memory(spec: str) -> None:
+    """The stacked dense model's outputs are [S, n, K] views of [S, K, n] memory; cross-entropy
+    takes them as they lie (log-softmax across rows) and still gives each batch's own loss."""
+    torch.manual_seed(0)
+    loss = get_loss(spec, "multiclass")
+    z = (torch.randn(4, 5, 6, dtype=torch.float64) * 2).mT  # [S=4, n=6, K=5], classes first
+    assert not z.is_contiguous() and z.mT.is_contiguous()
+    y = torch.randint(0, 5, (4, 6))
+    got = loss.stacked(z, y)
+    assert got.shape == (4,)
+    for s in range(4):
+        assert got[s].item() == pytest.approx(loss(z[s], y[s]).item(), rel=1e-12, abs=1e-14)
+    z.requires_grad_()
+    (g_stacked,) = torch.autograd.grad(loss.stacked(z, y).sum(), z)
+    (g_each,) = torch.autograd.grad(sum(loss(z[s], y[s]) for s in range(4)), z)
+    torch.testing.assert_close(g_stacked, g_each, rtol=1e-12, atol=1e-14)

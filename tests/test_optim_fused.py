@@ -154,8 +154,9 @@ def test_fused_step_allocates_no_temporaries(name: str, kwargs: dict[str, Any]) 
 
 
 # -- when the fused path is taken ---------------------------------------------------------------
-def test_auto_rule_fuses_only_large_tensors(monkeypatch) -> None:
-    """fused=None takes the kernel for tensors of ≥ MIN_NUMEL elements when they hold ≥ MIN_TOTAL
+def test_auto_rule_compiles_only_large_tensors_and_takes_torch_kernels_at_any_size(
+        monkeypatch) -> None:
+    """fused=None compiles for tensors of ≥ MIN_NUMEL elements when they hold ≥ MIN_TOTAL
     together; the rest of the group runs eagerly in the same step, with the same result."""
     calls: list[int] = []
 
@@ -183,16 +184,23 @@ def test_auto_rule_fuses_only_large_tensors(monkeypatch) -> None:
     torch.testing.assert_close(auto, eager, rtol=1e-6, atol=1e-6 * float(eager.abs().max()))
     big = sum(n for s in SHAPES[:4] if (n := torch.Size(s).numel()) >= 100)
     assert calls and set(calls) == {big}  # group 1: its big tensors; group 2: none big enough
-    # torch's kernels cost no compile: a big tensor takes them whatever the group's total
+    # torch's kernels cost no compile and make one call where the eager chain makes several:
+    # every tensor takes them, whatever its size — except plain SGD's (one _foreach_add_
+    # eagerly), where a big tensor takes them whatever the group's total
     taken: list[int] = []
     real_torch_step = F.torch_step
     monkeypatch.setattr(F, "torch_step", lambda kernel, g, ctx, grads, idx: (
         taken.append(len(idx)), real_torch_step(kernel, g, ctx, grads, idx)))
     monkeypatch.setattr(F, "MIN_TOTAL", 10**9)
-    eager = _train(_named("adam", lr=0.01), torch.float32, False, second={})
-    auto = _train(_named("adam", lr=0.01), torch.float32, None, second={})
-    torch.testing.assert_close(auto, eager, rtol=1e-6, atol=1e-6 * float(eager.abs().max()))
-    assert set(taken) == {2}  # the two tensors of ≥ 100 elements of group 1, every step
+    for name, kwargs, expected in (("adam", {}, {4, 6}), ("momentum", {"form": "heavy_ball"},
+                                                        {4, 6}), ("sgd", {}, {2})):
+        taken.clear()
+        make = _named(name, lr=0.01, **kwargs)
+        eager = _train(make, torch.float32, False, second={})
+        auto = _train(make, torch.float32, None, second={})
+        torch.testing.assert_close(auto, eager, rtol=1e-6, atol=1e-6 * float(eager.abs().max()))
+        # adam, momentum: both groups whole, every step; sgd: group 1's two tensors of ≥ 100
+        assert set(taken) == expected, name
 
 
 def test_small_models_never_compile_nor_import_dynamo() -> None:

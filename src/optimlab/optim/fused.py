@@ -23,14 +23,18 @@ Which tensors take the kernel (``fused`` of the optimizer):
 * ``False``, or the environment variable ``OPTIMLAB_FUSED=0``: none; the eager chain.
 * ``True``: every tensor that can (float32/float64, contiguous, at least 2 elements, on CPU or
   CUDA), whatever its size.
-* ``None`` (the default, "where it pays"): tensors of at least :data:`MIN_NUMEL` (65,536)
-  elements; where the step must be compiled, only when together they hold at least
-  :data:`MIN_TOTAL` (4M) elements of the group. Measured on a 2-core CPU: below ~10⁴ elements a
-  tensor is cheaper eagerly (a compiled call costs tens of microseconds on the host); a compiled
-  RMSprop step saves about 1 ms per million parameters per step, against a first compile of
-  ~20 s (~6 s in a later process, from the disk cache), so a group of 4M parameters earns it
-  back within a few thousand steps. torch's own kernels cost no compile. The lab's and the
-  Trainer's small models (tensors of thousands of elements) never take the fused step.
+* ``None`` (the default, "where it pays"): where the chain is torch's algorithm and torch has
+  a kernel, every tensor — torch's kernel costs no compile and is one call where the eager
+  chain makes several, so it is faster at every size (Adam on the lab's digits MLP: 149 → 78 µs
+  a step), except for SGD without momentum, whose eager step is one ``_foreach_add_``. Where
+  the step must be compiled (and for plain SGD): tensors of at least :data:`MIN_NUMEL`
+  (65,536) elements, and only when together they hold at least :data:`MIN_TOTAL` (4M) elements
+  of the group. Measured on a 2-core CPU: below ~10⁴ elements a tensor is cheaper eagerly (a
+  compiled call costs tens of microseconds on the host); a compiled RMSprop step saves about
+  1 ms per million parameters per step, against a first compile of ~20 s (~6 s in a later
+  process, from the disk cache), so a group of 4M parameters earns it back within a few
+  thousand steps. The lab's and the Trainer's small models (tensors of thousands of elements)
+  never take a compiled step.
 
 Tensors that do not take the kernel run the eager chain in the same step. A chain is fusable
 when every piece has a fused form (``fusion`` set); pieces that need the whole group first
@@ -239,12 +243,16 @@ def step(chain: Chain, ctx: Context, grads: list[Tensor], fused: bool | None,
     eager chain instead. ``copies``: each tensor stacks that many models' tensors, and
     ``fused=None`` chooses by one model's sizes."""
     n = len(ctx.params)
-    if fused is None:  # where it pays: cheap size checks first, before anything else
-        sizes = [p.numel() // copies for p in ctx.params]
-        candidates = [i for i in range(n) if sizes[i] >= MIN_NUMEL]
-        if not candidates or (sum(sizes[i] for i in candidates) < MIN_TOTAL
-                              and not _has_torch_kernel(chain, ctx.params[0].device)):
-            return False
+    if fused is None:  # where it pays: cheap checks first, before anything else
+        kernel = _has_torch_kernel(chain, ctx.params[0].device)
+        if kernel and _pays_at_any_size(chain):
+            candidates = list(range(n))
+        else:
+            sizes = [p.numel() // copies for p in ctx.params]
+            candidates = [i for i in range(n) if sizes[i] >= MIN_NUMEL]
+            if not candidates or (sum(sizes[i] for i in candidates) < MIN_TOTAL
+                                  and not kernel):
+                return False
     else:
         candidates = list(range(n))
     if not enabled(fused):
@@ -345,6 +353,19 @@ TORCH = {("adam", "cpu"), ("adamw", "cpu"), ("sgd", "cpu"), ("adagrad", "cpu"),
 def _has_torch_kernel(chain: Chain, device: torch.device) -> bool:
     same = chain.torch_equivalent
     return same is not None and (same[0], device.type) in TORCH
+
+
+def _pays_at_any_size(chain: Chain) -> bool:
+    """Whether torch's kernel for the chain (where torch has one) beats the eager chain at
+    every size: it costs no
+    compile and is one call for the group where the eager chain is several ``_foreach`` calls.
+    Measured on the lab's digits MLP (4 tensors, 9.6k parameters, 1 thread, µs per step, eager
+    → torch's kernel, ``benchmarks/optim_step.py --small``): Adam 149 → 78, AdamW 96 → 48,
+    AMSGrad 92 → 48, momentum 45 → 34, Nesterov 51 → 34, Adagrad 55 → 43 — all but SGD without
+    momentum, whose eager step is a single ``_foreach_add_`` (24 → 32), and which keeps the
+    size rule."""
+    same = chain.torch_equivalent
+    return same is not None and not (same[0] == "sgd" and not same[1].get("momentum"))
 
 
 def torch_step(kernel: str, g: dict[str, Any], ctx: Context, grads: list[Tensor],

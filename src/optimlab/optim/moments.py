@@ -280,8 +280,9 @@ class LionMomentum(Transform):
               state: dict[str, Tensor]) -> None:
         grad = lane.gradient()
         m = state["exp_avg"]
-        lane.u = torch.lerp(m, grad, s[0])
-        m.lerp_(grad, s[1])
+        diff = grad - m  # both lerps share g − m (torch's lerp for weights below ½)
+        lane.u = m + diff * s[0]
+        m.add_(diff * s[1])
 
 
 def ewa(beta: float = 0.9) -> Ewa:

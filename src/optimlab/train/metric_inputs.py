@@ -7,7 +7,7 @@ The shapes each task accepts are tabled in :mod:`optimlab.train.metrics`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -33,6 +33,8 @@ class MetricInputs:
     y_pred: np.ndarray
     scores: np.ndarray
     n_classes: int | None = None
+    #: the confusion matrix when it was counted already (:func:`prepare_stacked`)
+    counts: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -56,6 +58,8 @@ class MetricInputs:
         """The K × K confusion matrix of ``y_true`` and ``y_pred`` (classification)."""
         if self.n_classes is None:
             raise ValueError("a confusion matrix exists only for classification tasks")
+        if self.counts is not None:
+            return self.counts
         return confusion(self.y_true, self.y_pred, int(self.n_classes))
 
     @cached_property
@@ -88,6 +92,46 @@ def prepare(outputs: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarr
     if task == "multiclass":
         return _prepare_multiclass(out, tgt)
     return _prepare_regression(out, tgt)
+
+
+@dataclass(frozen=True)
+class StackedInputs:
+    """The inputs of S evaluations of the same rows' shapes, stacked along a new leading
+    dimension (the seeds of one configuration trained together): ``flat`` holds all S·n rows
+    (``y_true``/``y_pred``/``scores`` of seed s are rows s·n … s·n + n − 1). Build it with
+    :func:`prepare_stacked`."""
+
+    flat: MetricInputs
+    seeds: int
+
+    @cached_property
+    def counts(self) -> np.ndarray:
+        """The S confusion matrices [S, K, K], from one count."""
+        if self.flat.n_classes is None:
+            raise ValueError("a confusion matrix exists only for classification tasks")
+        return confusion(self.flat.y_true.reshape(self.seeds, -1),
+                         self.flat.y_pred.reshape(self.seeds, -1), int(self.flat.n_classes))
+
+    def each(self) -> list[MetricInputs]:
+        """One :class:`MetricInputs` per seed (views of ``flat``; the counts shared)."""
+        x, s = self.flat, self.seeds
+        counts = self.counts if x.n_classes is not None else [None] * s
+        split = [a.reshape(s, -1, *a.shape[1:]) for a in (x.y_true, x.y_pred, x.scores)]
+        return [MetricInputs(x.task, t, p, z, x.n_classes, counts=c)
+                for t, p, z, c in zip(*split, counts, strict=True)]
+
+
+def prepare_stacked(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> StackedInputs:
+    """:func:`prepare` for S evaluations stacked along a new leading dimension: ``outputs``
+    [S, n, …] and ``targets`` [S, n, …]; seed s's inputs equal ``prepare(outputs[s],
+    targets[s], task)`` (every check and label is per row, so all S·n rows are prepared at
+    once: one copy to the CPU, one argmax)."""
+    if outputs.ndim < 2 or targets.ndim < 2 or outputs.shape[:2] != targets.shape[:2]:
+        raise ValueError(f"stacked outputs and targets must be [S, n, …] with the same S and n; "
+                         f"got outputs {tuple(outputs.shape)}, targets {tuple(targets.shape)}")
+    s = int(outputs.shape[0])
+    return StackedInputs(prepare(outputs.reshape(-1, *outputs.shape[2:]),
+                                 targets.reshape(-1, *targets.shape[2:]), task), s)
 
 
 def _to_numpy(x: torch.Tensor | np.ndarray | Sequence[Any], *, floating: bool | None

@@ -79,17 +79,27 @@ import numpy as np
 import torch
 
 from optimlab.train import scores
-from optimlab.train.metric_inputs import TASKS, MetricInputs, check_task, prepare
+from optimlab.train.metric_inputs import (
+    TASKS,
+    MetricInputs,
+    StackedInputs,
+    check_task,
+    prepare,
+    prepare_stacked,
+)
 
 __all__ = [
     "TASKS",
     "Metric",
     "MetricInputs",
+    "StackedInputs",
     "compute",
+    "compute_stacked",
     "default_metrics",
     "get_metric",
     "metric_names",
     "prepare",
+    "prepare_stacked",
 ]
 
 _CLASSIFICATION = ("binary", "multiclass")
@@ -120,6 +130,10 @@ class Metric:
 
         Metric(name="balanced_accuracy", mode="max", tasks=("binary", "multiclass"),
                fn=lambda x: skm.balanced_accuracy_score(x.y_true, x.y_pred))
+
+    ``from_counts``, for a classification metric that is a function of the confusion matrix
+    alone, computes it for S matrices [S, K, K] at once (an array of S values); ``fn`` then
+    reads it on one matrix, so both give the same number (:func:`compute_stacked`).
     """
 
     name: str
@@ -129,6 +143,8 @@ class Metric:
     needs_scores: bool = False
     scalar: bool = True
     description: str = field(default="", repr=False, compare=False)
+    from_counts: Callable[[np.ndarray, str], np.ndarray] | None = field(
+        default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "min"):
@@ -167,24 +183,30 @@ class Metric:
 # --------------------------------------------------------------------------------------------
 
 
-def _accuracy(x: MetricInputs) -> float:
-    """accuracy = (number of ŷ = y) / n."""
-    return scores.accuracy(x.y_true, x.y_pred)
+def _accuracy_counts(c: np.ndarray, task: str) -> np.ndarray:
+    """accuracy = (number of ŷ = y) / n = trace(C) / ΣC."""
+    return scores.accuracy(c)
 
 
 _WHICH = {"precision": 0, "recall": 1, "f1": 2}
 
 
-def _counting(base: str, average: str | None) -> Callable[[MetricInputs], float]:
+def _counting_counts(base: str, average: str | None) -> Callable[[np.ndarray, str], np.ndarray]:
     """precision = TP/(TP+FP), recall = TP/(TP+FN), f1 = 2TP/(2TP+FP+FN), averaged as asked
     (``None``: binary on a binary task, macro on a multiclass one); 0/0 = 0."""
     which = _WHICH[base]
 
-    def fn(x: MetricInputs) -> float:
-        avg = average or ("binary" if x.task == "binary" else "macro")
-        return scores.precision_recall_f1(x.confusion, avg)[which]
+    def fn(c: np.ndarray, task: str) -> np.ndarray:
+        avg = average or ("binary" if task == "binary" else "macro")
+        return scores.precision_recall_f1(c, avg)[which]
 
     return fn
+
+
+def _on_one(from_counts: Callable[[np.ndarray, str], np.ndarray]
+            ) -> Callable[[MetricInputs], float]:
+    """A ``from_counts`` metric read on one evaluation's confusion matrix."""
+    return lambda x: float(from_counts(x.confusion, x.task))
 
 
 def _roc_auc(x: MetricInputs) -> float:
@@ -214,7 +236,7 @@ def _top_k(k: int) -> Callable[[MetricInputs], float]:
         if k >= n_classes:
             return 1.0
         if n_classes == 2:  # k = 1 of 2 classes: plain accuracy
-            return scores.accuracy(x.y_true, x.y_pred)
+            return float(scores.accuracy(x.confusion))
         return scores.top_k_accuracy(x.y_true, x.scores, k)
 
     return fn
@@ -254,8 +276,8 @@ _REG = ("regression",)
 _FIXED: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric(name="accuracy", mode="max", tasks=_CLS, fn=_accuracy,
-               description="(number of ŷ = y) / n"),
+        Metric(name="accuracy", mode="max", tasks=_CLS, fn=_on_one(_accuracy_counts),
+               from_counts=_accuracy_counts, description="(number of ŷ = y) / n"),
         Metric(name="roc_auc", mode="max", tasks=_CLS, fn=_roc_auc, needs_scores=True,
                description="area under the ROC curve (one-vs-rest macro for multiclass)"),
         Metric(name="confusion_matrix", mode="max", tasks=_CLS, fn=_confusion_matrix,
@@ -335,8 +357,9 @@ def _parse(name: str) -> Metric:
         formula = _COUNTING[base]
         tasks = ("binary",) if average == "binary" else _CLS
         how = average or "binary for binary tasks, macro for multiclass"
-        return Metric(name=name, mode="max", tasks=tasks, fn=_counting(base, average),
-                      description=f"{formula}, averaged: {how}")
+        counts = _counting_counts(base, average)
+        return Metric(name=name, mode="max", tasks=tasks, fn=_on_one(counts),
+                      from_counts=counts, description=f"{formula}, averaged: {how}")
     match = _TOP_K_RE.match(name)
     if match:
         digits = match.group(1) or match.group(2)
@@ -378,3 +401,24 @@ def compute(metrics: Sequence[str | Metric], outputs: torch.Tensor, targets: tor
         return {}
     inputs = prepare(outputs, targets, task)
     return {m.name: m.evaluate(inputs) for m in chosen}
+
+
+def compute_stacked(metrics: Sequence[str | Metric], outputs: torch.Tensor,
+                    targets: torch.Tensor, task: str) -> list[dict[str, float]]:
+    """:func:`compute` for S evaluations stacked along a new leading dimension (the seeds of
+    one configuration trained together): ``outputs`` [S, n, …] and ``targets`` [S, n, …] give
+    S dicts, entry s equal to ``compute(metrics, outputs[s], targets[s], task)``. The inputs
+    are prepared once for all S rows (:func:`prepare_stacked`); a metric with ``from_counts``
+    is computed for all S confusion matrices at once, any other on each seed. Scalar metrics
+    only."""
+    resolved = [get_metric(m, task=task) for m in metrics]
+    chosen = [m for m in resolved if m.scalar]
+    seeds = int(outputs.shape[0])
+    if not chosen:
+        return [{} for _ in range(seeds)]
+    inputs = prepare_stacked(outputs, targets, task)
+    columns = {m.name: m.from_counts(inputs.counts, task).tolist() for m in chosen
+               if m.from_counts is not None and task in _CLASSIFICATION}
+    each = inputs.each() if len(columns) < len(chosen) else []
+    return [{m.name: columns[m.name][s] if m.name in columns else float(m.evaluate(each[s]))
+             for m in chosen} for s in range(seeds)]

@@ -25,8 +25,13 @@ Averaging = str  # "binary" | "macro" | "micro" | "weighted"
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
-    """``C[i, j]`` = number of samples with label i predicted as j, K × K (int64)."""
-    return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    """``C[i, j]`` = number of samples with label i predicted as j, K × K (int64). Labels of
+    shape [S, n] give S matrices [S, K, K] from one count: bincount(s·K² + i·K + j)."""
+    if y_true.ndim == 1:
+        return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    s = y_true.shape[0]
+    cells = y_true * k + y_pred + (np.arange(s) * (k * k))[:, None]
+    return np.bincount(cells.reshape(-1), minlength=s * k * k).reshape(s, k, k)
 
 
 def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -36,27 +41,34 @@ def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def precision_recall_f1(c: np.ndarray, average: Averaging) -> tuple[float, float, float]:
-    """(precision, recall, F1) of the confusion matrix ``c``, averaged as asked."""
-    tp = np.diag(c)
-    pred = c.sum(axis=0)
-    true = c.sum(axis=1)
-    labels = np.array([1]) if average == "binary" else np.flatnonzero((pred + true) > 0)
-    tp, pred, true = tp[labels], pred[labels], true[labels]
-    if average == "micro":
-        tp, pred, true = np.array([tp.sum()]), np.array([pred.sum()]), np.array([true.sum()])
+def precision_recall_f1(c: np.ndarray, average: Averaging
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(precision, recall, F1) of the confusion matrices ``c`` [..., K, K], averaged as asked:
+    three arrays of shape ``c.shape[:-2]`` (0-d for one K × K matrix). The classes averaged
+    over (macro, weighted) are those present, Σ_j C[c, j] + Σ_i C[i, c] > 0, counted per matrix.
+    """
+    tp = np.diagonal(c, axis1=-2, axis2=-1)
+    pred = c.sum(axis=-2)
+    true = c.sum(axis=-1)
+    if average == "binary":
+        tp, pred, true = tp[..., 1:2], pred[..., 1:2], true[..., 1:2]
+        present = np.ones(tp.shape, dtype=bool)
+    elif average == "micro":
+        tp, pred, true = (a.sum(axis=-1, keepdims=True) for a in (tp, pred, true))
+        present = np.ones(tp.shape, dtype=bool)
+    else:
+        present = (pred + true) > 0
     precision, recall = _divide(tp, pred), _divide(tp, true)
     f1 = _divide(2 * tp, true + pred)
-    if average == "weighted":
-        if true.sum() == 0:
-            return 0.0, 0.0, 0.0
-        return tuple(float(np.average(v, weights=true)) for v in (precision, recall, f1))
-    return float(np.mean(precision)), float(np.mean(recall)), float(np.mean(f1))
+    weights = np.where(present, true, 0) if average == "weighted" else present
+    total = weights.sum(axis=-1)
+    p, r, f = (_divide((v * weights).sum(axis=-1), total) for v in (precision, recall, f1))
+    return p, r, f
 
 
-def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """(number of ŷ = y) / n."""
-    return float(np.mean(y_true == y_pred))
+def accuracy(c: np.ndarray) -> np.ndarray:
+    """(number of ŷ = y) / n = trace(C) / ΣC, of the confusion matrices ``c`` [..., K, K]."""
+    return np.trace(c, axis1=-2, axis2=-1) / c.sum(axis=(-2, -1))
 
 
 def roc_auc_binary(positive: np.ndarray, scores: np.ndarray) -> float:

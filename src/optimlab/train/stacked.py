@@ -60,7 +60,7 @@ from optimlab.train.callbacks.monitor import GradientMonitor, TimeToTarget
 from optimlab.train.callbacks.plateau import ReduceLROnPlateau
 from optimlab.train.callbacks.snapshot import SnapshotEnsemble
 from optimlab.train.history import History
-from optimlab.train.metrics import compute as compute_metrics
+from optimlab.train.metrics import compute_stacked
 from optimlab.train.stacked_model import StackedModel
 from optimlab.train.trainer import Trainer, _deterministic, _forked_rng
 
@@ -634,6 +634,7 @@ class _Together:
         ys = torch.cat(targets, dim=1) if targets else None
         scored = self._validate([s for s in seeds if s.val is not None and
                                  s.state.history.status != "diverged"])
+        trained = self._train_metrics(seeds, outs, ys, rows)
         lr = float(self.opt.param_groups[0]["lr"])
         records = []
         for s in seeds:
@@ -651,12 +652,8 @@ class _Together:
             record: dict[str, float] = {"epoch": float(epoch)}
             if s.losses:
                 record["train_loss"] = math.fsum(s.losses) / len(s.losses)
-            if outs is not None and ys is not None and s.micro_batches and \
-                    history.status != "diverged":
-                used = sum(rows[:s.micro_batches])
-                record.update({f"train_{k}": v for k, v in compute_metrics(
-                    s.trainer.metrics, outs[s.slot, :used], ys[s.slot, :used],
-                    s.trainer.task).items()})  # type: ignore[arg-type]
+            if s.slot in trained:
+                record.update({f"train_{k}": v for k, v in trained[s.slot].items()})
             if s.slot in scored:
                 record.update({f"val_{k}": v for k, v in scored[s.slot].items()})
             record["lr"] = s.last_lr if not s.active else lr
@@ -678,6 +675,24 @@ class _Together:
                 cb.on_epoch_close(s.state)
         self._write_back([s for s in seeds if not s.state.stop])
 
+    def _train_metrics(self, seeds: list[_Seed], outs: Tensor | None, ys: Tensor | None,
+                       rows: list[int]) -> dict[int, dict[str, float]]:
+        """Each seed's metrics on the outputs of the epoch's batches it trained on, as its own
+        fit computes them; the seeds that trained on as many rows, at once."""
+        if outs is None or ys is None:
+            return {}
+        by_rows: dict[int, list[_Seed]] = {}
+        for s in seeds:
+            if s.micro_batches and s.state.history.status != "diverged":
+                by_rows.setdefault(sum(rows[:s.micro_batches]), []).append(s)
+        out: dict[int, dict[str, float]] = {}
+        for used, group in by_rows.items():
+            slots = [s.slot for s in group]
+            values = compute_stacked(self.first.metrics, outs[slots, :used], ys[slots, :used],
+                                     self.first.task)  # type: ignore[arg-type]
+            out.update(zip(slots, values, strict=True))
+        return out
+
     @torch.no_grad()
     def _validate(self, seeds: list[_Seed]) -> dict[int, dict[str, float]]:
         """Loss and metrics on each seed's validation data, as its ``evaluate`` gives them: one
@@ -695,16 +710,36 @@ class _Together:
             return out
         self.model.train(False)
         try:
+            # outputs kept as [S, …, n] in memory (rows last, as the dense model makes them;
+            # Loss.stacked's cross-entropy is fastest so), seen as [S, n, …]
             if self.shared_val:
                 X = current[0].val.X  # type: ignore[union-attr]
-                preds = torch.cat([self.model(X[i:i + 4096].to(self.device), True)
-                                   for i in range(0, len(X), 4096)], dim=1).float()
+                chunks = [self.model(X[i:i + 4096].to(self.device), True)
+                          for i in range(0, len(X), 4096)]
             else:
                 Xs = [s.val.X for s in self.going]  # type: ignore[union-attr]
-                preds = torch.cat([self.model(torch.stack([X[i:i + 4096] for X in Xs]).to(
-                    self.device), False) for i in range(0, len(Xs[0]), 4096)], dim=1).float()
+                chunks = [self.model(torch.stack([X[i:i + 4096] for X in Xs]).to(self.device),
+                                     False) for i in range(0, len(Xs[0]), 4096)]
+            preds = torch.cat([c.movedim(1, -1) for c in chunks], dim=-1).float().movedim(-1, 1)
         finally:
             self.model.train(True)
-        for s in current:
-            out[s.slot] = s.trainer.score(preds[s.slot], s.val.y)  # type: ignore[union-attr]
+        slots = [s.slot for s in current]
+        if self.shared_val:
+            ys = current[0].val.y.to(preds.device).expand(len(current), *current[0].val.y.shape)  # type: ignore[union-attr]
+        else:
+            ys = torch.stack([s.val.y for s in current]).to(preds.device)  # type: ignore[union-attr]
+        out.update(zip(slots, self._score(preds[slots], ys), strict=True))
         return out
+
+    def _score(self, preds: Tensor, ys: Tensor) -> list[dict[str, float]]:
+        """``Trainer.score`` of S stacked outputs [S, n, …] against their targets: the loss of
+        each and, where it is finite, its metrics — the losses and metrics of all S at once."""
+        losses = self.loss(preds, ys).tolist()
+        finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
+        scored = [{"loss": v} for v in losses]
+        if self.first.metrics and finite:
+            values = compute_stacked(self.first.metrics, preds[finite], ys[finite],
+                                     self.first.task)  # type: ignore[arg-type]
+            for i, v in zip(finite, values, strict=True):
+                scored[i].update(v)
+        return scored

@@ -152,9 +152,10 @@ class StackedModel:
                 if not linear:  # the inputs, rows first, seen as features × rows
                     h, linear = h.mT, True
                 w = params[a]
-                if shared:
-                    h = torch.matmul(w, h)
-                    h = h + params[b].unsqueeze(2) if b is not None else h
+                if shared:  # one product for all S: (S·out × in) · (in × rows), bias added in it
+                    flat = w.reshape(-1, w.shape[-1])
+                    h = (torch.addmm(params[b].reshape(-1, 1), flat, h) if b is not None
+                         else flat @ h).view(*w.shape[:-1], -1)
                     shared = False
                 elif b is not None:
                     h = torch.baddbmm(params[b].unsqueeze(2), w, h)

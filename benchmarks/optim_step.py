@@ -97,9 +97,11 @@ def small_table(args: argparse.Namespace) -> None:
             continue
         for copies in (1, 8):
             params = digits_mlp_params(copies)
-            contenders = {"eager": ours_factory(params, False).step,
-                          "default": ours_factory(params, None).step,
-                          "kernel": ours_factory(params, True).step}
+            opts = {"eager": ours_factory(params, False), "default": ours_factory(params, None),
+                    "kernel": ours_factory(params, True)}
+            for opt in opts.values():
+                opt.copies = copies  # as the lab's stacked optimizer: the rule sees one copy
+            contenders = {k: opt.step for k, opt in opts.items()}
             for step in contenders.values():
                 for _ in range(10):
                     step()

@@ -3,14 +3,17 @@
 Fast (default run): every example spec and the README's study validate; the README's quick
 commands (validate, datasets, optimizers, explain) succeed; the README's Python snippets run and
 the Trainer snippet's schedule lasts as long as its training. Slow (``-m slow``): the README's
-study, ``compare``, ``list``, ``report``, ``paths`` and ``landscape`` commands, and every
-``optimlab run`` of the examples' READMEs, each in a temporary folder.
+study, ``compare``, ``list``, ``report``, ``paths`` and ``landscape`` commands, every
+``optimlab run`` of the examples' READMEs, each in a temporary folder, and the step and seeds
+benchmarks on tiny sizes.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,9 +120,6 @@ def test_the_examples_run_as_their_readmes_say(argv, tmp_path, capsys) -> None:
 
 def test_the_readme_ddp_script_runs_under_torchrun(tmp_path) -> None:
     """The README's `train.py` (its one ``py`` block), as it says: torchrun, 2 processes."""
-    import subprocess
-    import sys
-
     (code,) = blocks(README, "py")
     script = tmp_path / "train.py"
     script.write_text(code)
@@ -129,3 +129,24 @@ def test_the_readme_ddp_script_runs_under_torchrun(tmp_path) -> None:
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("History(") == 1  # printed once, by rank 0
+
+
+BENCH_RUNS = [
+    ["optim_step.py", "--params", "40000", "--tensors", "4", "--rounds", "1", "--repeats", "1",
+     "--only", "sgd", "adam"],
+    ["optim_step.py", "--small", "--rounds", "1", "--repeats", "2", "--only", "adam", "sgd"],
+    ["seeds.py", "--seeds", "2", "--epochs", "2", "--rounds", "1"],
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", BENCH_RUNS, ids=[" ".join(a[:2]) for a in BENCH_RUNS])
+def test_the_benchmarks_run_on_small_arguments(argv) -> None:
+    """The README's benchmark commands run (tiny sizes: a smoke test, no timing is checked)."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / argv[0]), *argv[1:]],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("sgd", "adam",
+                                                                           "digits", "cat"))]
+    assert rows, done.stdout

@@ -156,7 +156,7 @@ def train_configuration(spec: StudySpec, trials: Sequence[trial.Trial],
     configuration that can train together always trains through the stacked path, even alone
     (the others finished, or resuming from another epoch): a seed's result does not depend on
     which seeds it is stacked with, except through float rounding (the kernels can round a
-    seed's slices differently by their place in the stack; measured up to 1e-6 in the weights
+    seed's slices differently by their place in the stack; measured up to 5e-7 in the weights
     after 60 epochs on iris)."""
     from optimlab.train.stacked import together_problem
 

@@ -25,11 +25,11 @@ Which tensors take the kernel (``fused`` of the optimizer):
   CUDA), whatever its size.
 * ``None`` (the default, "where it pays"): where the chain is torch's algorithm and torch has
   a kernel, every tensor — torch's kernel costs no compile and is one call where the eager
-  chain makes several, so it is faster at every size (Adam on the lab's digits MLP: 149 → 78 µs
-  a step), except for SGD without momentum, whose eager step is one ``_foreach_add_``. Where
-  the step must be compiled (and for plain SGD): tensors of at least :data:`MIN_NUMEL`
-  (65,536) elements, and only when together they hold at least :data:`MIN_TOTAL` (4M) elements
-  of the group. Measured on a 2-core CPU: below ~10⁴ elements a tensor is cheaper eagerly (a
+  chain makes several, so it is faster at every size (Adam on the lab's digits MLP: 86 → 47 µs
+  a step), except for SGD without momentum, whose eager step is one ``_foreach_add_``: there,
+  tensors of at least :data:`MIN_NUMEL` (65,536) elements. Where the step must be compiled:
+  tensors of at least :data:`MIN_NUMEL` elements, and only when together they hold at least
+  :data:`MIN_TOTAL` (4M) elements of the group. Measured on a 2-core CPU: below ~10⁴ elements a tensor is cheaper eagerly (a
   compiled call costs tens of microseconds on the host); a compiled RMSprop step saves about
   1 ms per million parameters per step, against a first compile of ~20 s (~6 s in a later
   process, from the disk cache), so a group of 4M parameters earns it back within a few
@@ -232,8 +232,14 @@ def _subcontext(ctx: Context, idx: Sequence[int]) -> Context:
 
 
 def _eligible(p: Tensor, g: Tensor, state: dict[str, Any], keys: Sequence[str]) -> bool:
-    return (p.numel() >= 2 and p.is_contiguous() and g.is_contiguous()
-            and all(state[k].is_contiguous() for k in keys))
+    """Whether one tensor can take a fused step: contiguous parameter, gradient and state,
+    two elements or more (written as a loop: it runs for every tensor at every step)."""
+    if not (p.is_contiguous() and g.is_contiguous()) or p.numel() < 2:
+        return False
+    for k in keys:  # noqa: SIM110 (a generator in all() costs more, per tensor per step)
+        if not state[k].is_contiguous():
+            return False
+    return True
 
 
 def step(chain: Chain, ctx: Context, grads: list[Tensor], fused: bool | None,
@@ -267,7 +273,8 @@ def step(chain: Chain, ctx: Context, grads: list[Tensor], fused: bool | None,
     first, state0 = ctx.params[0], ctx.states[0]
     keys = [key for piece in plan.body for key in piece.keys.values()
             if isinstance(state0.get(key), Tensor)]
-    candidates = [i for i in candidates if _eligible(ctx.params[i], grads[i], ctx.states[i], keys)]
+    params, states = ctx.params, ctx.states
+    candidates = [i for i in candidates if _eligible(params[i], grads[i], states[i], keys)]
     if not candidates:
         return False
     dtype, device = first.dtype, first.device
@@ -357,13 +364,12 @@ def _has_torch_kernel(chain: Chain, device: torch.device) -> bool:
 
 def _pays_at_any_size(chain: Chain) -> bool:
     """Whether torch's kernel for the chain (where torch has one) beats the eager chain at
-    every size: it costs no
-    compile and is one call for the group where the eager chain is several ``_foreach`` calls.
-    Measured on the lab's digits MLP (4 tensors, 9.6k parameters, 1 thread, µs per step, eager
-    → torch's kernel, ``benchmarks/optim_step.py --small``): Adam 149 → 78, AdamW 96 → 48,
-    AMSGrad 92 → 48, momentum 45 → 34, Nesterov 51 → 34, Adagrad 55 → 43 — all but SGD without
-    momentum, whose eager step is a single ``_foreach_add_`` (24 → 32), and which keeps the
-    size rule."""
+    every size: it costs no compile and is one call for the group where the eager chain is
+    several ``_foreach`` calls. Measured on the lab's digits MLP (4 tensors, 9.6k parameters,
+    1 thread, µs per step, eager → torch's kernel, ``benchmarks/optim_step.py --small``): Adam
+    86 → 47, AdamW 98 → 47, AMSGrad 92 → 48, momentum 44 → 34, Nesterov 52 → 33, Adagrad
+    56 → 42 (and about as much again for 8 copies stacked) — all but SGD without momentum,
+    whose eager step is a single ``_foreach_add_`` (24 → 31), and which keeps the size rule."""
     same = chain.torch_equivalent
     return same is not None and not (same[0] == "sgd" and not same[1].get("momentum"))
 

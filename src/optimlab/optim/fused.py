@@ -29,12 +29,12 @@ Which tensors take the kernel (``fused`` of the optimizer):
   a step), except for SGD without momentum, whose eager step is one ``_foreach_add_``: there,
   tensors of at least :data:`MIN_NUMEL` (65,536) elements. Where the step must be compiled:
   tensors of at least :data:`MIN_NUMEL` elements, and only when together they hold at least
-  :data:`MIN_TOTAL` (4M) elements of the group. Measured on a 2-core CPU: below ~10⁴ elements a tensor is cheaper eagerly (a
-  compiled call costs tens of microseconds on the host); a compiled RMSprop step saves about
-  1 ms per million parameters per step, against a first compile of ~20 s (~6 s in a later
-  process, from the disk cache), so a group of 4M parameters earns it back within a few
-  thousand steps. The lab's and the Trainer's small models (tensors of thousands of elements)
-  never take a compiled step.
+  :data:`MIN_TOTAL` (4M) elements of the group. Measured on a 2-core CPU: below ~10⁴ elements
+  a tensor is cheaper eagerly (a compiled call costs tens of microseconds on the host); a
+  compiled RMSprop step saves about 1 ms per million parameters per step, against a first
+  compile of ~20 s (~6 s in a later process, from the disk cache), so a group of 4M parameters
+  earns it back within a few thousand steps. The lab's and the Trainer's small models (tensors
+  of thousands of elements) never take a compiled step.
 
 Tensors that do not take the kernel run the eager chain in the same step. A chain is fusable
 when every piece has a fused form (``fusion`` set); pieces that need the whole group first
@@ -387,7 +387,10 @@ def torch_step(kernel: str, g: dict[str, Any], ctx: Context, grads: list[Tensor]
     lr = ctx.lr
     wd, mask = g["weight_decay"], g["decay_mask"]
     parts: dict[tuple[float, int], list[int]] = {}
-    for i in idx:
+    counts = {ctx.steps[i] for i in idx}
+    if not wd and len(counts) == 1:  # the usual case: one call
+        parts[(0.0, counts.pop())] = list(idx)
+    for i in idx if not parts else ():
         rate = wd if wd and masked(mask, ctx.params[i]) else 0.0
         parts.setdefault((rate, ctx.steps[i]), []).append(i)
     device = ctx.params[idx[0]].device

@@ -157,8 +157,8 @@ class ChainOptimizer(Optimizer):
             with_grad = [p for p in group["params"] if p.grad is not None]
             if not with_grad:
                 continue
-            first = with_grad[0]
-            if all(p.device == first.device and p.dtype == first.dtype for p in with_grad):
+            device, dtype = with_grad[0].device, with_grad[0].dtype
+            if all(p.device == device and p.dtype is dtype for p in with_grad):
                 buckets = [with_grad]  # the usual case: one device, one dtype
             else:
                 by_kind: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}

@@ -8,16 +8,18 @@ foreach path and torch's fastest path (fused where torch has it for the algorith
 
 The reference is this machine's copy bandwidth, measured in every round beside the optimizers,
 so that a busy moment cannot skew every row. A copy ``dst.copy_(src)`` moves 12 bytes per
-float32: it reads src, and writing dst reads each line of dst first. An optimizer step moves the
-bytes it must read and write, e.g. Adam reads p, g, m, v and writes p, m, v: 28 bytes per
-parameter (writing a buffer it has just read costs no extra read). "bw" is that traffic over the
-step's time, as a fraction of the copy's.
+float32 on a CPU: it reads src, and writing dst reads each line of dst first (8 on a GPU, whose
+writes do not read; ``--device cuda`` waits for the device around every timed call). An
+optimizer step moves the bytes it must read and write, e.g. Adam reads p, g, m, v and writes
+p, m, v: 28 bytes per parameter (writing a buffer it has just read costs no extra read). "bw"
+is that traffic over the step's time, as a fraction of the copy's.
 
 Each contender runs ``--repeats`` steps per round (median kept); rounds interleave every
 contender and the copy; the best round of each is kept (the machine is shared and noisy).
 
     python benchmarks/optim_step.py [--params 10_000_000] [--tensors 100] [--rounds 7]
     python benchmarks/optim_step.py --small --repeats 200   # the lab's small MLP: the rule
+    python benchmarks/optim_step.py --device cuda --params 1_000_000_000 --tensors 1
 """
 
 from __future__ import annotations
@@ -61,12 +63,13 @@ CASES: dict[str, tuple[Callable, Callable | None, int]] = {
 }
 
 
-def make_params(n: int, tensors: int) -> list[torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
+def make_params(n: int, tensors: int, device: str = "cpu") -> list[torch.Tensor]:
+    gen = torch.Generator(device).manual_seed(0)
     size = n // tensors
-    params = [torch.randn(size, generator=gen).requires_grad_() for _ in range(tensors)]
+    params = [torch.randn(size, generator=gen, device=device).requires_grad_()
+              for _ in range(tensors)]
     for p in params:
-        p.grad = torch.randn(size, generator=gen) * 1e-3
+        p.grad = torch.randn(size, generator=gen, device=device) * 1e-3
     return params
 
 
@@ -115,11 +118,15 @@ def small_table(args: argparse.Namespace) -> None:
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
-    """Seconds per call, median over ``repeats`` single calls."""
+    """Seconds per call, median over ``repeats`` single calls (on a GPU each call is waited
+    for: the device's time, not the launch's)."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -144,6 +151,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7,
                         help="interleaved rounds; each contender's best round median is kept")
     parser.add_argument("--only", nargs="*", default=None, help="optimizer names to run")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu or cuda (the GPU goals: --params 1_000_000_000 --tensors 1, "
+                        "and --params 100_000_000 --tensors 200)")
     parser.add_argument("--small", action="store_true",
                         help="the lab's digits MLP instead (alone and 8 stacked): eager, "
                         "default and torch's kernel, µs per step")
@@ -152,8 +162,9 @@ def main() -> None:
         small_table(args)
         return
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}")
+    where = (torch.cuda.get_device_name() if args.device.startswith("cuda") else
+             platform.processor() or platform.machine())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}")
     print(f"{args.params / 1e6:.0f}M float32 parameters in {args.tensors} tensors; best of "
           f"{args.rounds} interleaved rounds (copy bandwidth measured in each), median of "
           f"{args.repeats} steps each\n")
@@ -162,13 +173,15 @@ def main() -> None:
               f"{'bw eager':>8} {'bw fused':>8} {'bw comp.':>8} {'bw torch':>8} {'GB/s':>5}")
     print(header)
     print("-" * len(header))
-    src = torch.randn(args.params)
+    # a CPU copy reads each line of dst before writing it (12 bytes a float); a GPU's does not
+    copy_bytes = 8 if args.device.startswith("cuda") else 12
+    src = torch.randn(args.params, device=args.device)
     dst = torch.empty_like(src)
     dst.copy_(src)
     for name, (ours_factory, torch_factory, bytes_per_param) in CASES.items():
         if args.only and name not in args.only:
             continue
-        params = make_params(args.params, args.tensors)
+        params = make_params(args.params, args.tensors, args.device)
         fused = ours_factory(params, True)
         kernel = kernel_name(fused.chain())
         contenders: dict[str, Callable[[], object]] = {
@@ -190,7 +203,7 @@ def main() -> None:
             best["copy"] = min(best["copy"], median_time(lambda: dst.copy_(src), args.repeats))
             for k, step in contenders.items():
                 best[k] = min(best[k], median_time(step, args.repeats))
-        copy_bw = 12 * args.params / best["copy"]
+        copy_bw = copy_bytes * args.params / best["copy"]
 
         def bw(seconds: float, _b: int = bytes_per_param, _copy: float = copy_bw) -> str:
             return f"{_b * args.params / seconds / _copy:8.2f}"
@@ -211,8 +224,8 @@ def main() -> None:
         print(line, flush=True)
         del params, contenders, peers
     print("\ntimes in ms; ratios are optimlab time / torch's fastest time: below 1.00 optimlab is "
-          "faster. bw: fraction of the copy bandwidth (12 bytes per float32), copy in GB/s. "
-          "torch has no Lion.")
+          f"faster. bw: fraction of the copy bandwidth ({copy_bytes} bytes per float32), copy in "
+          "GB/s. torch has no Lion.")
 
 
 if __name__ == "__main__":

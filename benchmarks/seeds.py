@@ -16,7 +16,7 @@ epochs after the first and over ``--rounds`` rounds; the modes take turns within
 a busy moment of the machine hits them alike (on a shared machine the best is the least
 disturbed). One torch thread (as the lab gives small models).
 
-    python benchmarks/seeds.py [--epochs 4] [--rounds 3] [--seeds 8 32]
+    python benchmarks/seeds.py [--epochs 4] [--rounds 3] [--seeds 8 32] [--device cuda]
 
 ``--compare`` instead times ``optimlab compare`` (the default study: 8 optimizers × 11 seeds ×
 20 epochs on digits) end to end, with its seeds trained together and with ``--one-at-a-time``,
@@ -49,15 +49,16 @@ def workloads() -> dict[str, tuple[dict[str, Any], Any]]:
             "cat/dog 1000→100→1": ({"type": "mlp", "hidden": [100]}, cats)}
 
 
-def trainers(model: dict[str, Any], seeds: int, metrics: bool) -> list[Trainer]:
-    return [Trainer(model, optimizer="adam", lr=1e-3, seed=s, progress=False,
+def trainers(model: dict[str, Any], seeds: int, metrics: bool,
+             device: str = "cpu") -> list[Trainer]:
+    return [Trainer(model, optimizer="adam", lr=1e-3, seed=s, progress=False, device=device,
                     metrics=None if metrics else []) for s in range(seeds)]
 
 
 def epoch_time(mode: str, model: dict[str, Any], split: Any, seeds: int, epochs: int,
-               validate: bool) -> float:
+               validate: bool, device: str = "cpu") -> float:
     """Seconds per epoch for all ``seeds``: the best of epochs 1.. of the summed records."""
-    ts = trainers(model, seeds, validate)
+    ts = trainers(model, seeds, validate, device)
     val = split.val if validate else None
     if mode == "alone":
         histories = [t.fit(split.train, val, epochs=epochs, batch_size=64) for t in ts]
@@ -70,7 +71,8 @@ def epoch_time(mode: str, model: dict[str, Any], split: Any, seeds: int, epochs:
 
 def per_epoch_table(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, cpu, {torch.get_num_threads()} thread; Adam, batch 64; "
+    print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} thread; Adam, "
+          "batch 64; "
           f"ms per epoch for all seeds: best of epochs 2..{args.epochs} in "
           f"{args.rounds} rounds (modes alternating)\n")
     header = (f"{'workload':20} {'seeds':>5} {'epoch':>11} {'alone ms':>9} {'dense ms':>9} "
@@ -85,7 +87,8 @@ def per_epoch_table(args: argparse.Namespace) -> None:
                     order = MODES if r % 2 == 0 else tuple(reversed(MODES))
                     for mode in order:
                         best[mode] = min(best[mode], epoch_time(mode, model, split, seeds,
-                                                                args.epochs, validate))
+                                                                args.epochs, validate,
+                                                                args.device))
                 label = "val+metrics" if validate else "train"
                 print(f"{name:20} {seeds:5d} {label:>11} {best['alone'] * 1e3:9.1f} "
                       f"{best['dense'] * 1e3:9.1f} {best['vmap'] * 1e3:8.1f} "
@@ -119,6 +122,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--compare", action="store_true",
                         help="time `optimlab compare` end to end instead")
     parser.add_argument("--compare-rounds", type=int, default=2)

@@ -41,12 +41,13 @@ def _groups(params: list[torch.Tensor], second: dict[str, Any]) -> list[dict[str
 
 
 def _train(make: Make, dtype: torch.dtype, fused: bool | None, *, second: dict[str, Any],
-           hand_over_at: int | None = None) -> torch.Tensor:
+           hand_over_at: int | None = None, device: str = "cpu") -> torch.Tensor:
     """100 steps; at ``hand_over_at`` the state moves (state_dict) into an optimizer of the
     other kind, fused ↔ eager, and training goes on there."""
     gen = torch.Generator().manual_seed(0)
-    params = [torch.randn(s, generator=gen, dtype=dtype).requires_grad_() for s in SHAPES]
-    curvature = [torch.rand(s, generator=gen, dtype=dtype) + 0.1 for s in SHAPES]
+    params = [torch.randn(s, generator=gen, dtype=dtype).to(device).requires_grad_()
+              for s in SHAPES]
+    curvature = [(torch.rand(s, generator=gen, dtype=dtype) + 0.1).to(device) for s in SHAPES]
     opt = make(_groups(params, second), fused)
     lr_schedule = warmup(cosine(1.0, STEPS - 10), 10, start_factor=0.1)
     sched = ScheduleLR(opt, lr_schedule, mode="relative")
@@ -58,17 +59,20 @@ def _train(make: Make, dtype: torch.dtype, fused: bool | None, *, second: dict[s
             sched = ScheduleLR(opt, lr_schedule, mode="relative")
             sched.load_state_dict(saved_sched)
         for p, h in zip(params, curvature, strict=True):
-            p.grad = h * p.detach() + torch.randn(p.shape, generator=gen, dtype=dtype)
+            p.grad = h * p.detach() + torch.randn(p.shape, generator=gen, dtype=dtype).to(device)
         opt.step()
         sched.step()
-    return torch.cat([p.detach().flatten() for p in params])
+    return torch.cat([p.detach().flatten() for p in params]).cpu()
 
 
-def _assert_parity(make: Make, dtype: torch.dtype, second: dict[str, Any]) -> None:
-    eager = _train(make, dtype, False, second=second)
-    fused = _train(make, dtype, True, second=second)
-    fused_then_eager = _train(make, dtype, True, second=second, hand_over_at=STEPS // 2)
-    eager_then_fused = _train(make, dtype, False, second=second, hand_over_at=STEPS // 2)
+def _assert_parity(make: Make, dtype: torch.dtype, second: dict[str, Any],
+                   device: str = "cpu") -> None:
+    eager = _train(make, dtype, False, second=second, device=device)
+    fused = _train(make, dtype, True, second=second, device=device)
+    fused_then_eager = _train(make, dtype, True, second=second, hand_over_at=STEPS // 2,
+                              device=device)
+    eager_then_fused = _train(make, dtype, False, second=second, hand_over_at=STEPS // 2,
+                              device=device)
     tol = TOL[dtype]
     for got in (fused, fused_then_eager, eager_then_fused):
         torch.testing.assert_close(got, eager, rtol=tol, atol=tol * float(eager.abs().max()))
@@ -347,6 +351,17 @@ def test_fused_equals_eager_for_every_form(case: str, dtype: torch.dtype, monkey
     monkeypatch.setattr(F, "SLOTS", 3)  # faster compiles; still several calls per group
     make, second = MATRIX[case]
     _assert_parity(make, dtype, second)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("case", list(MATRIX))
+def test_fused_equals_eager_on_cuda(case: str, monkeypatch) -> None:
+    """The same matrix on a GPU in float32: torch's CUDA kernels where the chain is torch's
+    algorithm (Adam, AdamW, SGD), else the compiled pass (Triton)."""
+    monkeypatch.setattr(F, "SLOTS", 3)
+    make, second = MATRIX[case]
+    _assert_parity(make, torch.float32, second, device="cuda")
 
 
 def test_every_optimizer_and_switch_is_in_the_matrix() -> None:

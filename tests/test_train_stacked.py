@@ -95,6 +95,19 @@ def test_each_seed_equals_its_run_alone(digits_split, kw, fit, dense) -> None:
     assert together[1].state_dict()["step"] == alone[1].state_dict()["step"]
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dense", [True, False])
+def test_each_seed_equals_its_run_alone_on_cuda(digits_split, dense) -> None:
+    """On a GPU (the stacked step then takes torch's CUDA kernels, the seeds' metrics come back
+    from the device once): each seed's history and weights as on its own."""
+    alone, alone_h, together, together_h = both(digits_split, {"epochs": 2, "batch_size": 64},
+                                                dense, device="cuda")
+    for a, b in zip(alone_h, together_h, strict=True):
+        assert_same(a, b)
+    assert_same_weights(alone, together)
+    assert all(p.is_cuda for t in together for p in t.model.parameters())
+
+
 def poisoned(split: Any, rows: list[int]) -> Dataset:
     """The training set with an infinite feature in ``rows``: the loss of a batch holding one
     of them is NaN, at a step that depends on the seed's batch order."""

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,40 @@ def test_ddp_outside_torchrun_says_how_to_launch(monkeypatch) -> None:
         trainer(strategy="ddp").fit(train, val, epochs=1)
     with pytest.raises(ValueError, match="strategy"):
         trainer(strategy="horovod")
+
+
+LEAVING = textwrap.dedent("""
+    import os, sys
+    from optimlab.train import Trainer
+    from optimlab.train.callbacks import Callback
+    from optimlab.data import load
+
+    class Fail(Callback):  # rank 1 fails while rank 0 goes on into the next epoch's collectives
+        def on_epoch_end(self, state):
+            if sys.argv[1] == "raise" and os.environ["RANK"] == "1":
+                raise RuntimeError("rank 1 fails in training")
+
+    Trainer({"type": "mlp", "hidden": [8]}, seed=0, strategy="ddp", progress=False,
+            callbacks=[Fail()]).fit(load("iris"), epochs=3, batch_size=16)
+""")
+
+
+@pytest.mark.parametrize("how", ["exit", "raise"])
+def test_ranks_leave_the_group_together_or_fail_fast(tmp_path, how: str) -> None:
+    """At exit every rank waits for the others before it leaves the group (one that left
+    first made another abort in gloo's threads); a rank that raised does not wait, and the run
+    fails at once with its error instead of hanging."""
+    script = tmp_path / "leave.py"
+    script.write_text(LEAVING)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc-per-node", "2", str(script), how],
+                         capture_output=True, text=True, env=env, timeout=300)
+    if how == "exit":
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "terminate called" not in run.stderr
+    else:
+        assert run.returncode != 0
+        assert "rank 1 fails in training" in run.stderr
+        assert time.perf_counter() - start < 45  # not the 60 s of a barrier at exit

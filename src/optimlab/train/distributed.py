@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -99,9 +101,21 @@ class Distributed:
 
 
 def _leave() -> None:
-    """Leave the process group that :func:`setup` joined (at the process's exit)."""
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group that :func:`setup` joined (at the process's exit), all ranks
+    together: a rank that tears its connections down while another is still on its way out
+    aborts that one in gloo's threads. After an uncaught exception there is no waiting for the
+    others (they may never come: torchrun stops them)."""
+    if not dist.is_initialized():
+        return
+    if getattr(sys, "last_value", None) is None:
+        try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=timedelta(seconds=60))
+            else:
+                dist.barrier()
+        except Exception:  # a rank already gone (torchrun reports it): leave anyway
+            pass
+    dist.destroy_process_group()
 
 
 def setup(device: torch.device) -> Distributed:

@@ -45,7 +45,6 @@ import torch
 from torch import Tensor
 from torch.optim.lr_scheduler import LRScheduler
 
-from optimlab._checks import check_number
 from optimlab.data.batcher import Batcher
 from optimlab.data.dataset import Dataset
 from optimlab.models.losses import Loss
@@ -62,7 +61,7 @@ from optimlab.train.callbacks.snapshot import SnapshotEnsemble
 from optimlab.train.history import History
 from optimlab.train.metrics import compute_stacked
 from optimlab.train.stacked_model import StackedModel
-from optimlab.train.trainer import Trainer, _deterministic, _forked_rng
+from optimlab.train.trainer import Trainer, _deterministic, _forked_rng, check_length
 
 __all__ = ["NotStackable", "fit_together", "together_problem"]
 
@@ -231,12 +230,7 @@ def fit_together(trainers: Sequence[Trainer], train: Any, val: Any = None, *,
     >>> trainers = [Trainer("mlp", optimizer="adam", seed=s) for s in range(8)]
     >>> histories = fit_together(trainers, split.train, split.val, epochs=20, batch_size=64)
     """
-    if epochs is None and max_steps is None:
-        raise ValueError("give epochs=… or max_steps=… (or both) to say how long to train")
-    if epochs is not None:
-        check_number("epochs", epochs, low=1, integer=True)
-    if max_steps is not None:
-        check_number("max_steps", max_steps, low=1, integer=True)
+    check_length(epochs, max_steps)
     trainers = list(trainers)
     why = together_problem(trainers, train, val)
     if why is not None:

@@ -280,12 +280,7 @@ class Trainer:
         :meth:`state_dict`): the run continues exactly where that one stopped (model,
         optimizer, schedule position, RNG states, epoch, history, callback state).
         """
-        if epochs is None and max_steps is None:
-            raise ValueError("give epochs=… or max_steps=… (or both) to say how long to train")
-        if epochs is not None:
-            check_number("epochs", epochs, low=1, integer=True)
-        if max_steps is not None:
-            check_number("max_steps", max_steps, low=1, integer=True)
+        check_length(epochs, max_steps)
         if self.strategy == "ddp" and self._dist is None:
             self._dist = distributed.setup(self.device)
             self.device = self._dist.device
@@ -776,6 +771,17 @@ class Trainer:
         if chosen and math.isfinite(loss):
             result.update(compute_metrics(chosen, outputs, y, self.task))
         return result
+
+
+def check_length(epochs: int | None, max_steps: int | None) -> None:
+    """ValueError unless how long to train is said: ``epochs`` or ``max_steps`` (or both),
+    each a whole number ≥ 1 (``fit`` and ``fit_together``)."""
+    if epochs is None and max_steps is None:
+        raise ValueError("give epochs=… or max_steps=… (or both) to say how long to train")
+    if epochs is not None:
+        check_number("epochs", epochs, low=1, integer=True)
+    if max_steps is not None:
+        check_number("max_steps", max_steps, low=1, integer=True)
 
 
 def _check_schedule_covers(schedule: Any, unit: str, epochs: int, per_epoch: int,
